@@ -1,0 +1,3 @@
+from tokenaudit.cli import main
+
+main()

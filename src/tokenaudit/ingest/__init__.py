@@ -1,0 +1,97 @@
+"""The input formats and the ingest entry point.
+
+``INGESTERS`` is an explicit tuple of format modules, tried in order by
+``detect`` (content sniffing on the first bytes, never the extension alone).
+``ingest`` walks files and folders (recursively, ``.gz`` included) and loads
+each file in its own transaction (see ``ingest.load``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokenaudit.errors import InputError
+from tokenaudit.ingest import native
+from tokenaudit.ingest.base import Ingester, StageContext
+from tokenaudit.ingest.load import FileResult, load_file
+from tokenaudit.ingest.source import Source, open_source, walk
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from tokenaudit.pricing import PriceSettings
+
+# Most specific first: the native format's sniff is the loosest.
+INGESTERS: tuple[Ingester, ...] = (
+
+
+    native.INGESTER,
+)
+BY_NAME: dict[str, Ingester] = {i.name: i for i in INGESTERS}
+
+
+def get(name: str) -> Ingester:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise InputError(
+            f"unknown input format '{name}'",
+            hint="known formats: " + ", ".join(sorted(BY_NAME)) + " (see 'tokenaudit formats')",
+        ) from None
+
+
+def detect(src: Source) -> Ingester | None:
+    for ingester in INGESTERS:
+        if ingester.sniff(src):
+            return ingester
+    return None
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    input_format: str | None
+    prices: PriceSettings
+    mapping: dict[str, Any]
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    options: IngestOptions,
+    on_file: Callable[[Path, int, int], None] | None = None,
+) -> list[FileResult]:
+    """Load every file under ``paths``; return one result per file."""
+    from tokenaudit.db import install_secret
+
+    forced = get(options.input_format) if options.input_format else None
+    files = list(walk(paths))
+    explicit = {p.resolve() for p in paths if p.is_file()}
+    ctx = StageContext(secret=install_secret(con))
+    results: list[FileResult] = []
+    with tempfile.TemporaryDirectory(prefix="tokenaudit-") as tmp:
+        for i, path in enumerate(files):
+            if on_file:
+                on_file(path, i, len(files))
+            src = open_source(path, Path(tmp))
+            if src.size_bytes == 0:
+                results.append(FileResult(str(path), "-", "-", "empty", 0, 0, 0))
+                continue
+            ingester = forced or detect(src)
+            if ingester is None:
+                if path.resolve() in explicit:
+                    raise InputError(
+                        f"{path}: unrecognised file format",
+                        hint="pass --input-format NAME; 'tokenaudit formats' lists them",
+                    )
+                results.append(FileResult(str(path), "-", "-", "unrecognised", 0, 0, 0))
+                continue
+            results.append(load_file(con, src, ingester, ctx, options.prices, options.mapping))
+            if src.compressed:
+                src.data_path.unlink(missing_ok=True)
+    if on_file:
+        on_file(Path(""), len(files), len(files))
+    return results

@@ -1,0 +1,298 @@
+"""tokenaudit native JSONL: one JSON object per model call (DESIGN.md section 3).
+
+Written by teams that log their own calls. Only ``ts`` and ``model`` are
+required. Sample record::
+
+    {"ts":"2026-11-02T14:03:11.120Z","request_id":"r-1","trace_id":"t-9","provider":"openai",
+     "model":"gpt-4o-mini","workflow":"ticket-summary","input_tokens":1200,
+     "cache_read_tokens":0,"output_tokens":180,"attempt":1,"status":"ok","outcome":"accepted"}
+
+Token semantics: ``input_tokens`` is already uncached input; ``cache_read_tokens``,
+``cache_write_tokens`` (5-minute or unspecified TTL) and ``cache_write_1h_tokens``
+are separate; ``reasoning_tokens`` is a subset of ``output_tokens``. Unknown keys
+are kept in ``tags`` (sensitive keys such as ``prompt`` or ``messages`` are never
+stored; ``api_key`` is stored as a keyed hash and its last 4 characters).
+Dedupe key: ``request_id``.
+
+Parsing is DuckDB end to end: its parallel CSV reader splits the file into lines
+(a delimiter that cannot occur in valid JSON) and the JSON functions parse each
+line, so a 1 GB file never passes through a Python loop. When line numbers from
+that reader cannot be trusted (carriage returns, invalid UTF-8, huge lines) the
+lines are split in Python in large blocks and handed over as Arrow batches.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tokenaudit.ingest.base import KEY_HASH_SQL, StageContext
+from tokenaudit.model import q, stage_ddl
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from tokenaudit.ingest.source import Source
+
+NAME = "tokenaudit"
+
+TEXT_FIELDS = (
+    "request_id", "trace_id", "span_id", "parent_span_id", "session_id", "provider", "model",
+    "service_tier", "workflow", "team", "tenant", "user", "agent", "prompt_version",
+    "environment", "project", "error_type",
+)
+COUNT_FIELDS = (
+    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+    "output_tokens", "reasoning_tokens",
+)
+OTHER_FIELDS = (
+    "ts", "api_key", "attempt", "status", "http_status", "latency_ms", "outcome",
+    "prompt_hash", "prefix_hash", "cost_usd",
+)
+# Never stored, never put in tags: text and secrets.
+DROPPED_FIELDS = (
+    "prompt", "completion", "messages", "input", "output", "response", "request", "text",
+    "content", "system", "instructions", "authorization", "password", "secret",
+)
+KNOWN = (*TEXT_FIELDS, *COUNT_FIELDS, *OTHER_FIELDS, "tags", *DROPPED_FIELDS)
+
+_TRANSFORM = (
+    "{"
+    + ",".join(f'"{k}":"VARCHAR"' for k in (*TEXT_FIELDS, *COUNT_FIELDS, *OTHER_FIELDS))
+    + ',"tags":"JSON"}'
+)
+_KNOWN_LIST = "[" + ",".join(f"'{k}'" for k in KNOWN) + "]"
+# Unknown top-level keys of a line, as a JSON object (only computed when there are some).
+_EXTRA = (
+    "to_json(map_from_entries(list_filter(map_entries(json_transform(line, '\"MAP(VARCHAR, JSON)\"')), "
+    f"lambda e: NOT list_contains({_KNOWN_LIST}, e.key))))"
+)
+_SECRET_PATTERN = (
+    r"(sk-(proj|ant|live|or)?-?[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{8,}|AKIA[0-9A-Z]{12,})"
+)
+
+# Epoch numbers: seconds, milliseconds, microseconds or nanoseconds by magnitude.
+_TS_SQL = """CASE
+    WHEN j.ts IS NULL THEN NULL
+    WHEN regexp_full_match(j.ts, '[0-9]{1,20}(\\.[0-9]+)?') THEN
+        CASE WHEN TRY_CAST(j.ts AS DOUBLE) < 1e11 THEN make_timestamp((TRY_CAST(j.ts AS DOUBLE) * 1e6)::BIGINT)
+             WHEN TRY_CAST(j.ts AS DOUBLE) < 1e14 THEN make_timestamp((TRY_CAST(j.ts AS DOUBLE) * 1e3)::BIGINT)
+             WHEN TRY_CAST(j.ts AS DOUBLE) < 1e17 THEN make_timestamp(TRY_CAST(j.ts AS DOUBLE)::BIGINT)
+             ELSE make_timestamp((TRY_CAST(j.ts AS DOUBLE) / 1e3)::BIGINT) END
+    ELSE TRY_CAST(TRY_CAST(j.ts AS TIMESTAMPTZ) AS TIMESTAMP)
+END"""
+
+
+def _count(field: str) -> str:
+    return f"CASE WHEN j.{field} IS NULL THEN 0 ELSE TRY_CAST(j.{field} AS BIGINT) END"
+
+
+def _count_ok(field: str) -> str:
+    # TRY_CAST rounds '12.5' to 13, so insist the text is the canonical integer.
+    return (
+        f"(j.{field} IS NULL OR coalesce(TRY_CAST(j.{field} AS BIGINT) >= 0 "
+        f"AND (TRY_CAST(j.{field} AS BIGINT)::VARCHAR = j.{field} "
+        f"OR regexp_full_match(j.{field}, '[0-9]+\\.0+')), false))"
+    )
+
+
+def _count_reason(field: str) -> str:
+    return (
+        f"WHEN NOT {_count_ok(field)} THEN CASE "
+        f"WHEN regexp_full_match(j.{field}, '-[0-9]+(\\.[0-9]+)?') "
+        f"THEN 'negative {field}: ' || left(j.{field}, 30) "
+        f"WHEN regexp_full_match(j.{field}, '[0-9]{{19,}}') "
+        f"THEN '{field} out of range: ' || left(j.{field}, 30) "
+        f"ELSE '{field} is not a whole number: ' || left(j.{field}, 30) END"
+    )
+
+
+_STATUS_SQL = """CASE
+    WHEN j.status IS NULL THEN CASE WHEN TRY_CAST(j.http_status AS INTEGER) >= 400 THEN 'error' ELSE 'ok' END
+    WHEN lower(j.status) IN ('ok', 'success', 'succeeded', 'completed') THEN 'ok'
+    WHEN lower(j.status) IN ('error', 'failure', 'failed', 'fail') THEN 'error'
+END"""
+
+_OUTCOME_SQL = """CASE
+    WHEN lower(j.outcome) IN ('accepted', 'accept', 'approved', 'resolved') THEN 'accepted'
+    WHEN lower(j.outcome) IN ('edited', 'edit', 'modified', 'corrected') THEN 'edited'
+    WHEN lower(j.outcome) IN ('rejected', 'reject', 'declined', 'discarded') THEN 'rejected'
+    WHEN lower(j.outcome) IN ('escalated', 'escalate', 'handoff', 'handed_off') THEN 'escalated'
+END"""
+
+
+def stage_select(relation: str) -> str:
+    """SELECT producing stage rows from ``relation`` (line_no, line, bad).
+
+    ``bad`` is a reason decided before parsing (undecodable or oversized line).
+    """
+    text_cols = ",\n        ".join(
+        f"NULLIF(trim(j.{q(f)}), '') AS {q(f)}" for f in TEXT_FIELDS
+    )
+    count_cols = ",\n        ".join(f"{_count(f)} AS {f}" for f in COUNT_FIELDS)
+    count_reasons = "\n        ".join(_count_reason(f) for f in COUNT_FIELDS)
+    hash_key = KEY_HASH_SQL.format("j.api_key")
+    hash_prompt = KEY_HASH_SQL.format("j.prompt_hash")
+    hash_prefix = KEY_HASH_SQL.format("j.prefix_hash")
+    return f"""
+WITH src AS (
+    SELECT line_no, bad, line, bad IS NULL AND json_valid(line) AS ok,
+        starts_with(ltrim(line), '{{') AS is_obj
+    FROM {relation}
+    WHERE bad IS NOT NULL OR (line IS NOT NULL AND trim(line) <> '')
+), parsed AS (
+    SELECT line_no, bad, ok, is_obj,
+        CASE WHEN ok AND is_obj THEN json_transform(line, '{_TRANSFORM}') END AS j,
+        CASE WHEN ok AND is_obj THEN list_filter(json_keys(line), lambda k: NOT list_contains({_KNOWN_LIST}, k)) END AS extra_keys,
+        CASE WHEN ok AND is_obj THEN line END AS line
+    FROM src
+), typed AS (
+    SELECT line_no, bad, ok, is_obj, j,
+        {_TS_SQL} AS ts,
+        {text_cols},
+        {count_cols},
+        CASE WHEN j.attempt IS NULL THEN 1 ELSE TRY_CAST(j.attempt AS INTEGER) END AS attempt,
+        {_STATUS_SQL} AS status,
+        TRY_CAST(j.http_status AS INTEGER) AS http_status,
+        TRY_CAST(j.latency_ms AS DOUBLE) AS latency_ms,
+        {_OUTCOME_SQL} AS outcome,
+        CASE WHEN j.api_key IS NOT NULL AND j.api_key <> '' THEN {hash_key} END AS api_key_hash,
+        CASE WHEN j.api_key IS NOT NULL AND j.api_key <> '' THEN right(j.api_key, 4) END AS api_key_last4,
+        CASE WHEN j.prompt_hash IS NOT NULL THEN {hash_prompt} END AS prompt_hash,
+        CASE WHEN j.prefix_hash IS NOT NULL THEN {hash_prefix} END AS prefix_hash,
+        TRY_CAST(j.cost_usd AS DECIMAL(38,12)) AS reported_cost_usd,
+        CASE
+            WHEN len(extra_keys) > 0 AND json_type(j.tags) = 'OBJECT'
+                THEN json_merge_patch({_EXTRA}, j.tags)
+            WHEN len(extra_keys) > 0 AND j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL'
+                THEN json_merge_patch({_EXTRA}, json_object('tags', j.tags))
+            WHEN len(extra_keys) > 0 THEN {_EXTRA}
+            WHEN json_type(j.tags) = 'OBJECT' THEN j.tags
+            WHEN j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL' THEN json_object('tags', j.tags)
+        END AS tags_raw
+    FROM parsed
+)
+SELECT line_no,
+    CASE
+        WHEN bad IS NOT NULL THEN bad
+        WHEN NOT ok THEN 'invalid JSON (malformed or truncated line)'
+        WHEN NOT is_obj THEN 'not a JSON object'
+        WHEN j.ts IS NULL THEN 'missing ts'
+        WHEN ts IS NULL THEN 'invalid ts: ' || left(j.ts, 40)
+        WHEN ts < TIMESTAMP '2000-01-01' OR ts >= TIMESTAMP '2100-01-01' THEN 'ts out of range: ' || left(j.ts, 40)
+        WHEN model IS NULL THEN 'missing model'
+        {count_reasons}
+        WHEN reasoning_tokens > output_tokens THEN 'reasoning_tokens (' || reasoning_tokens || ') exceeds output_tokens (' || output_tokens || ')'
+        WHEN attempt IS NULL OR attempt < 1 THEN 'attempt is not a positive whole number: ' || left(j.attempt, 30)
+        WHEN status IS NULL THEN 'unknown status: ' || left(j.status, 30) || ' (expected ok or error)'
+        WHEN j.cost_usd IS NOT NULL AND reported_cost_usd IS NULL THEN 'cost_usd is not a finite number: ' || left(j.cost_usd, 30)
+    END AS reason,
+    ts, request_id, trace_id, span_id, parent_span_id, session_id, provider, model,
+    service_tier, workflow, team, tenant, "user", agent, prompt_version, environment, project,
+    api_key_hash, api_key_last4,
+    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+    reasoning_tokens, attempt, status, error_type, http_status, latency_ms, outcome,
+    prompt_hash, prefix_hash, NULL::BIGINT AS local_input_tokens, reported_cost_usd,
+    CASE WHEN tags_raw IS NOT NULL AND tags_raw::VARCHAR <> '{{}}'
+        THEN regexp_replace(tags_raw::VARCHAR, '{_SECRET_PATTERN}', '[redacted]', 'g')::JSON END AS tags
+FROM typed
+"""
+
+
+_FAST_READ = r"""(SELECT row_number() OVER () AS line_no, line, NULL::VARCHAR AS bad FROM read_csv($path,
+    columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
+    auto_detect = false, strict_mode = false, new_line = '\n', max_line_size = 16777216))"""
+
+_FAST_COUNT = r"""SELECT count(*) FROM read_csv($path,
+    columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
+    auto_detect = false, strict_mode = false, new_line = '\n', max_line_size = 16777216)"""
+
+ARROW_BLOCK = 64 << 20
+MAX_LINE = 16 << 20
+
+
+class NativeIngester:
+    name = NAME
+    kind = "usage"
+    detects = "JSON lines whose objects have 'ts' and 'model' at the top level"
+
+    def sniff(self, src: Source) -> bool:
+        import json
+
+        for raw in src.head.splitlines()[:20]:
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                return False
+            return isinstance(obj, dict) and "ts" in obj and "model" in obj
+        return False
+
+    def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
+        import duckdb
+
+        con.execute(stage_ddl())
+        select = stage_select(_FAST_READ)
+        if not src.has_cr:
+            try:
+                con.execute(f"INSERT INTO stage {select}", {"path": str(src.data_path), "secret": ctx.secret})
+                lines = con.execute(_FAST_COUNT, {"path": str(src.data_path)}).fetchall()[0][0]
+                if lines == src.line_count:
+                    return self._records(con)
+            except duckdb.Error:
+                pass
+            con.execute(stage_ddl())
+        self._stage_exact(con, src, ctx)
+        return self._records(con)
+
+    @staticmethod
+    def _records(con: duckdb.DuckDBPyConnection) -> int:
+        return int(con.execute("SELECT count(*) FROM stage").fetchall()[0][0])
+
+    def _stage_exact(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> None:
+        """Split lines in Python (C-level, in large blocks) and parse them in DuckDB."""
+        import pyarrow as pa
+
+        select = stage_select(
+            f"""(SELECT line_no, line, CASE
+                WHEN octet_length(raw) > {MAX_LINE} THEN 'line longer than 16 MiB'
+                WHEN line IS NULL THEN 'invalid UTF-8' END AS bad
+            FROM (SELECT line_no, raw, CASE WHEN octet_length(raw) <= {MAX_LINE}
+                  THEN try(decode(raw)) END AS line FROM _lines))"""
+        )
+        tail = b""
+        line_no = 0
+        with open(src.data_path, "rb") as f:
+            while True:
+                block = f.read(ARROW_BLOCK)
+                if block:
+                    parts = (tail + block).split(b"\n")
+                    tail = parts.pop()
+                else:
+                    parts = [tail] if tail else []
+                if parts:
+                    n = len(parts)
+                    table = pa.table(
+                        {
+                            "line_no": pa.array(range(line_no + 1, line_no + n + 1), pa.int64()),
+                            "raw": pa.array(parts, pa.binary()),
+                        }
+                    )
+                    line_no += n
+                    con.register("_lines_raw", table)
+                    try:
+                        con.execute(
+                            "CREATE OR REPLACE TEMP VIEW _lines AS SELECT line_no, "
+                            "CASE WHEN raw[-1:] = '\\r'::BLOB THEN raw[:-2] ELSE raw END AS raw "
+                            "FROM _lines_raw"
+                        )
+                        con.execute(f"INSERT INTO stage {select}", {"secret": ctx.secret})
+                    finally:
+                        con.execute("DROP VIEW IF EXISTS _lines")
+                        con.unregister("_lines_raw")
+                if not block:
+                    break
+
+
+INGESTER = NativeIngester()

@@ -1,0 +1,53 @@
+"""Ordered schema migrations and the table that records which ran.
+
+Each migration is a name and the SQL that brings the schema from the previous
+version to this one. ``migrate`` applies the missing ones in one transaction.
+Adding a migration means appending to ``MIGRATIONS``; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+def _schema_v1() -> str:
+    return (files("tokenaudit") / "schema.sql").read_text(encoding="utf-8")
+
+
+MIGRATIONS: list[tuple[str, str | None]] = [
+    ("m001_initial", None),  # schema.sql
+]
+
+CREATE_MIGRATIONS_SQL = """
+CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)
+"""
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations this database lacks; return the names applied."""
+    con.execute(CREATE_MIGRATIONS_SQL)
+    done = {row[0] for row in con.execute("SELECT name FROM _migrations").fetchall()}
+    applied: list[str] = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql if sql is not None else _schema_v1())
+            con.execute(
+                "INSERT INTO _migrations VALUES (?, now()::TIMESTAMP)", [name]
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def known_migrations() -> list[str]:
+    return [name for name, _ in MIGRATIONS]

@@ -1,0 +1,99 @@
+"""Column names and types of the normalized tables, in one place.
+
+Ingesters fill a TEMP table ``stage`` with ``STAGE_COLUMNS``: one row per record
+read, with ``reason`` set when the record must be quarantined. The loader then
+validates, attributes, dedupes, prices and inserts into ``usage_events``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TOKEN_COLUMNS: Final = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+
+# Attribution dimensions a report can group by (besides day/week/month).
+DIMENSIONS: Final = (
+    "workflow",
+    "team",
+    "tenant",
+    "user",
+    "agent",
+    "prompt_version",
+    "environment",
+    "project",
+    "provider",
+    "model",
+    "model_id",
+    "service_tier",
+    "api_key",
+    "session_id",
+    "trace_id",
+    "status",
+    "source",
+)
+
+TIME_DIMENSIONS: Final = ("day", "week", "month", "hour")
+
+OUTCOMES: Final = ("accepted", "edited", "rejected", "escalated")
+
+# The staging table every usage ingester fills (besides line_no and reason).
+USAGE_STAGE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("ts", "TIMESTAMP"),
+    ("request_id", "VARCHAR"),
+    ("trace_id", "VARCHAR"),
+    ("span_id", "VARCHAR"),
+    ("parent_span_id", "VARCHAR"),
+    ("session_id", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("service_tier", "VARCHAR"),
+    ("workflow", "VARCHAR"),
+    ("team", "VARCHAR"),
+    ("tenant", "VARCHAR"),
+    ("user", "VARCHAR"),
+    ("agent", "VARCHAR"),
+    ("prompt_version", "VARCHAR"),
+    ("environment", "VARCHAR"),
+    ("project", "VARCHAR"),
+    ("api_key_hash", "VARCHAR"),
+    ("api_key_last4", "VARCHAR"),
+    ("input_tokens", "BIGINT"),
+    ("cache_read_tokens", "BIGINT"),
+    ("cache_write_tokens", "BIGINT"),
+    ("cache_write_1h_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("reasoning_tokens", "BIGINT"),
+    ("attempt", "INTEGER"),
+    ("status", "VARCHAR"),
+    ("error_type", "VARCHAR"),
+    ("http_status", "INTEGER"),
+    ("latency_ms", "DOUBLE"),
+    ("outcome", "VARCHAR"),
+    ("prompt_hash", "VARCHAR"),
+    ("prefix_hash", "VARCHAR"),
+    ("local_input_tokens", "BIGINT"),
+    ("reported_cost_usd", "DECIMAL(38,12)"),
+    ("tags", "JSON"),
+)
+
+USAGE_STAGE_NAMES: Final = tuple(name for name, _ in USAGE_STAGE_COLUMNS)
+
+
+def q(name: str) -> str:
+    """Quote an identifier (``user`` is a keyword)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def stage_ddl(table: str = "stage") -> str:
+    cols = ", ".join(f"{q(n)} {t}" for n, t in USAGE_STAGE_COLUMNS)
+    return (
+        f"CREATE OR REPLACE TEMP TABLE {table} "
+        f"(line_no BIGINT NOT NULL, reason VARCHAR, {cols})"
+    )

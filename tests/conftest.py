@@ -1,0 +1,99 @@
+"""Shared fixtures: an in-memory database, a CLI runner, the data folders."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tokenaudit import db
+from tokenaudit.ingest import IngestOptions, ingest
+from tokenaudit.ingest.load import FileResult
+from tokenaudit.pricing import PriceSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+SHARED = ROOT.parent / "shared"
+SAMPLES = SHARED / "samples"
+
+if (SHARED / "tiktoken").is_dir():
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
+
+# Columns a golden file records for every loaded usage row.
+GOLDEN_COLUMNS = (
+    "line_no", "ts", "request_id", "trace_id", "span_id", "parent_span_id", "session_id",
+    "provider", "model", "model_id", "service_tier", "workflow", "team", "tenant", "user",
+    "agent", "prompt_version", "environment", "project", "api_key_last4", "input_tokens",
+    "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
+    "reasoning_tokens", "attempt", "status", "error_type", "http_status", "latency_ms",
+    "outcome", "local_input_tokens", "reported_cost_usd", "cost_usd", "tags",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite golden files (read the diff!)"
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    with db.connect(":memory:") as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test runs in its own folder: no stray tokenaudit.toml, pricing/ or DB."""
+    monkeypatch.delenv("TOKENAUDIT_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    *paths: Path,
+    input_format: str | None = None,
+    pricing: Path | None = None,
+    mapping: dict[str, Any] | None = None,
+) -> list[FileResult]:
+    opts = IngestOptions(input_format, PriceSettings(pricing), mapping or {})
+    return ingest(con, list(paths), opts)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def usage_rows(con: duckdb.DuckDBPyConnection, file_id: int | None = None) -> list[dict[str, Any]]:
+    cols = ", ".join(f'"{c}"' for c in GOLDEN_COLUMNS)
+    where = f"WHERE file_id = {int(file_id)}" if file_id is not None else ""
+    rows = con.execute(
+        f"SELECT {cols} FROM usage_events {where} ORDER BY file_id, line_no, request_id"
+    ).fetchall()
+    out = []
+    for row in rows:
+        d = {c: _plain(v) for c, v in zip(GOLDEN_COLUMNS, row, strict=True)}
+        if d["tags"] is not None:
+            d["tags"] = json.loads(d["tags"])
+        out.append(d)
+    return out
+
+
+def quarantine_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    rows = con.execute("SELECT line_no, reason FROM quarantine ORDER BY file_id, line_no").fetchall()
+    return [{"line_no": a, "reason": b} for a, b in rows]
