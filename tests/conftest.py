@@ -27,12 +27,42 @@ if (SHARED / "tiktoken").is_dir():
 
 # Columns a golden file records for every loaded usage row.
 GOLDEN_COLUMNS = (
-    "line_no", "ts", "request_id", "trace_id", "span_id", "parent_span_id", "session_id",
-    "provider", "model", "model_id", "service_tier", "workflow", "team", "tenant", "user",
-    "agent", "prompt_version", "environment", "project", "api_key_last4", "input_tokens",
-    "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
-    "reasoning_tokens", "attempt", "status", "error_type", "http_status", "latency_ms",
-    "outcome", "local_input_tokens", "reported_cost_usd", "cost_usd", "tags",
+    "line_no",
+    "ts",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "session_id",
+    "provider",
+    "model",
+    "model_id",
+    "service_tier",
+    "workflow",
+    "team",
+    "tenant",
+    "user",
+    "agent",
+    "prompt_version",
+    "environment",
+    "project",
+    "api_key_last4",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "attempt",
+    "status",
+    "error_type",
+    "http_status",
+    "latency_ms",
+    "outcome",
+    "local_input_tokens",
+    "reported_cost_usd",
+    "cost_usd",
+    "tags",
 )
 
 
@@ -95,5 +125,7 @@ def usage_rows(con: duckdb.DuckDBPyConnection, file_id: int | None = None) -> li
 
 
 def quarantine_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    rows = con.execute("SELECT line_no, reason FROM quarantine ORDER BY file_id, line_no").fetchall()
+    rows = con.execute(
+        "SELECT line_no, reason FROM quarantine ORDER BY file_id, line_no"
+    ).fetchall()
     return [{"line_no": a, "reason": b} for a, b in rows]

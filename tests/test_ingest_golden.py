@@ -17,7 +17,8 @@ from tests.conftest import DATA, load, quarantine_rows, usage_rows
 
 INGEST = DATA / "ingest"
 CASES = sorted(
-    p for p in INGEST.glob("*/*")
+    p
+    for p in INGEST.glob("*/*")
     if p.is_file() and not p.name.endswith(".expected.json") and not p.name.startswith("_")
 )
 

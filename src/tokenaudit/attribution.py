@@ -28,7 +28,16 @@ from tokenaudit.model import q
 if TYPE_CHECKING:
     import duckdb
 
-TARGETS = ("workflow", "team", "tenant", "user", "agent", "prompt_version", "environment", "project")
+TARGETS = (
+    "workflow",
+    "team",
+    "tenant",
+    "user",
+    "agent",
+    "prompt_version",
+    "environment",
+    "project",
+)
 SOURCES = (*TARGETS, "provider", "model", "session_id", "trace_id", "api_key_last4", "source")
 
 
@@ -42,7 +51,9 @@ def validate(section: dict[str, Any], path: Path | None) -> None:
                     raise ConfigError(f"{path}: attribution.{key}.{ident} must be a table")
                 for dim in dims:
                     if dim not in TARGETS:
-                        raise ConfigError(f"{path}: attribution.{key}.{ident}: unknown dimension '{dim}'")
+                        raise ConfigError(
+                            f"{path}: attribution.{key}.{ident}: unknown dimension '{dim}'"
+                        )
             continue
         if key not in TARGETS:
             raise ConfigError(

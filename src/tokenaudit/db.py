@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -51,10 +51,8 @@ def _open(path: Path | str, read_only: bool) -> duckdb.DuckDBPyConnection:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DatabaseError(f"{target}: cannot open database: {first}") from None
     if is_new:
-        try:
+        with suppress(OSError):
             os.chmod(target, 0o600)
-        except OSError:
-            pass
     for stmt in _SETTINGS:
         con.execute(stmt)
     return con

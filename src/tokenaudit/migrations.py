@@ -38,9 +38,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql if sql is not None else _schema_v1())
-            con.execute(
-                "INSERT INTO _migrations VALUES (?, now()::TIMESTAMP)", [name]
-            )
+            con.execute("INSERT INTO _migrations VALUES (?, now()::TIMESTAMP)", [name])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

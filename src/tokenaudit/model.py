@@ -93,7 +93,4 @@ def q(name: str) -> str:
 
 def stage_ddl(table: str = "stage") -> str:
     cols = ", ".join(f"{q(n)} {t}" for n, t in USAGE_STAGE_COLUMNS)
-    return (
-        f"CREATE OR REPLACE TEMP TABLE {table} "
-        f"(line_no BIGINT NOT NULL, reason VARCHAR, {cols})"
-    )
+    return f"CREATE OR REPLACE TEMP TABLE {table} (line_no BIGINT NOT NULL, reason VARCHAR, {cols})"

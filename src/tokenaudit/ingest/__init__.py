@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import InputError
-from tokenaudit.ingest import native
+from tokenaudit.ingest import litellm, native, openai_logs
 from tokenaudit.ingest.base import Ingester, StageContext
 from tokenaudit.ingest.load import FileResult, load_file
 from tokenaudit.ingest.source import Source, open_source, walk
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 # Most specific first: the native format's sniff is the loosest.
 INGESTERS: tuple[Ingester, ...] = (
-
-
+    openai_logs.INGESTER,
+    litellm.INGESTER,
     native.INGESTER,
 )
 BY_NAME: dict[str, Ingester] = {i.name: i for i in INGESTERS}

@@ -43,7 +43,7 @@ class StageContext:
 
 class Ingester(Protocol):
     name: str
-    kind: Kind
+    kind: str  # "usage" | "billing" | "outcomes"
     detects: str
 
     def sniff(self, src: Source) -> bool: ...
@@ -59,9 +59,25 @@ _SECRET_RE = re.compile(
 
 SENSITIVE_KEYS = frozenset(
     {
-        "api_key", "apikey", "authorization", "password", "secret", "token", "access_token",
-        "prompt", "completion", "messages", "input", "output", "content", "text", "system",
-        "instructions", "response", "request", "body",
+        "api_key",
+        "apikey",
+        "authorization",
+        "password",
+        "secret",
+        "token",
+        "access_token",
+        "prompt",
+        "completion",
+        "messages",
+        "input",
+        "output",
+        "content",
+        "text",
+        "system",
+        "instructions",
+        "response",
+        "request",
+        "body",
     }
 )
 

@@ -36,6 +36,7 @@ class FileResult:
     rows_loaded: int
     rows_quarantined: int
     detail: str = ""
+    file_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +68,8 @@ _DUP_COUNT_SQL = """SELECT count(request_id) - count(DISTINCT request_id) FROM s
 WHERE reason IS NULL"""
 
 # Later copies of a request id within the file are quarantined, pointing at the first.
-_DUP_MARK_SQL = """UPDATE stage SET reason = 'duplicate request_id (first at line ' || d.first_line || ')'
+_DUP_MARK_SQL = """UPDATE stage
+SET reason = 'duplicate request_id (first at line ' || d.first_line || ')'
 FROM (
     SELECT line_no, min(line_no) OVER (PARTITION BY request_id) AS first_line
     FROM stage WHERE reason IS NULL AND request_id IS NOT NULL
@@ -90,7 +92,8 @@ WHERE s.reason IS NULL"""
 _INSERT_QUARANTINE_SQL = """INSERT INTO quarantine
 SELECT $file_id, line_no, reason FROM stage WHERE reason IS NOT NULL"""
 
-_COUNTS_SQL = """SELECT count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL)
+_COUNTS_SQL = """SELECT count(*) FILTER (WHERE reason IS NULL),
+    count(*) FILTER (WHERE reason IS NOT NULL)
 FROM stage"""
 
 
@@ -116,12 +119,18 @@ def load_file(
     mapping: dict[str, Any],
 ) -> FileResult:
     """Load ``src`` with ``ingester`` in one transaction; skip it if already loaded."""
-    seen = con.execute(
-        "SELECT path, format FROM files WHERE sha256 = ?", [src.sha256]
-    ).fetchall()
+    seen = con.execute("SELECT path, format FROM files WHERE sha256 = ?", [src.sha256]).fetchall()
     if seen:
-        return FileResult(str(src.path), ingester.name, ingester.kind, "skipped", 0, 0, 0,
-                          f"same content as {seen[0][0]}")
+        return FileResult(
+            str(src.path),
+            ingester.name,
+            ingester.kind,
+            "skipped",
+            0,
+            0,
+            0,
+            f"same content as {seen[0][0]}",
+        )
     # Staging fills only a TEMP table, outside the transaction, so that a fast
     # reader that gives up can fall back without aborting the transaction.
     try:
@@ -171,11 +180,29 @@ def _load(
     con.execute(_INSERT_QUARANTINE_SQL, {"file_id": file_id})
     con.execute(
         "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [file_id, str(src.path), src.sha256, src.size_bytes, ingester.name, ingester.kind,
-         read, loaded, quarantined, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+        [
+            file_id,
+            str(src.path),
+            src.sha256,
+            src.size_bytes,
+            ingester.name,
+            ingester.kind,
+            read,
+            loaded,
+            quarantined,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        ],
     )
-    return FileResult(str(src.path), ingester.name, ingester.kind, "loaded", read, loaded,
-                      quarantined)
+    return FileResult(
+        str(src.path),
+        ingester.name,
+        ingester.kind,
+        "loaded",
+        read,
+        loaded,
+        quarantined,
+        file_id=file_id,
+    )
 
 
 ProgressFn = Callable[[str, int, int], None]  # (path, done_files, total_files)

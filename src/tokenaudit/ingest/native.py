@@ -36,22 +36,60 @@ if TYPE_CHECKING:
 NAME = "tokenaudit"
 
 TEXT_FIELDS = (
-    "request_id", "trace_id", "span_id", "parent_span_id", "session_id", "provider", "model",
-    "service_tier", "workflow", "team", "tenant", "user", "agent", "prompt_version",
-    "environment", "project", "error_type",
+    "request_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "session_id",
+    "provider",
+    "model",
+    "service_tier",
+    "workflow",
+    "team",
+    "tenant",
+    "user",
+    "agent",
+    "prompt_version",
+    "environment",
+    "project",
+    "error_type",
 )
 COUNT_FIELDS = (
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-    "output_tokens", "reasoning_tokens",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
 )
 OTHER_FIELDS = (
-    "ts", "api_key", "attempt", "status", "http_status", "latency_ms", "outcome",
-    "prompt_hash", "prefix_hash", "cost_usd",
+    "ts",
+    "api_key",
+    "attempt",
+    "status",
+    "http_status",
+    "latency_ms",
+    "outcome",
+    "prompt_hash",
+    "prefix_hash",
+    "cost_usd",
 )
 # Never stored, never put in tags: text and secrets.
 DROPPED_FIELDS = (
-    "prompt", "completion", "messages", "input", "output", "response", "request", "text",
-    "content", "system", "instructions", "authorization", "password", "secret",
+    "prompt",
+    "completion",
+    "messages",
+    "input",
+    "output",
+    "response",
+    "request",
+    "text",
+    "content",
+    "system",
+    "instructions",
+    "authorization",
+    "password",
+    "secret",
 )
 KNOWN = (*TEXT_FIELDS, *COUNT_FIELDS, *OTHER_FIELDS, "tags", *DROPPED_FIELDS)
 
@@ -125,9 +163,7 @@ def stage_select(relation: str) -> str:
 
     ``bad`` is a reason decided before parsing (undecodable or oversized line).
     """
-    text_cols = ",\n        ".join(
-        f"NULLIF(trim(j.{q(f)}), '') AS {q(f)}" for f in TEXT_FIELDS
-    )
+    text_cols = ",\n        ".join(f"NULLIF(trim(j.{q(f)}), '') AS {q(f)}" for f in TEXT_FIELDS)
     count_cols = ",\n        ".join(f"{_count(f)} AS {f}" for f in COUNT_FIELDS)
     count_reasons = "\n        ".join(_count_reason(f) for f in COUNT_FIELDS)
     hash_key = KEY_HASH_SQL.format("j.api_key")
@@ -236,7 +272,10 @@ class NativeIngester:
         select = stage_select(_FAST_READ)
         if not src.has_cr:
             try:
-                con.execute(f"INSERT INTO stage {select}", {"path": str(src.data_path), "secret": ctx.secret})
+                con.execute(
+                    f"INSERT INTO stage {select}",
+                    {"path": str(src.data_path), "secret": ctx.secret},
+                )
                 lines = con.execute(_FAST_COUNT, {"path": str(src.data_path)}).fetchall()[0][0]
                 if lines == src.line_count:
                     return self._records(con)

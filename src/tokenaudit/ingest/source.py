@@ -72,6 +72,8 @@ def walk(paths: list[Path]) -> Iterator[Path]:
 def _wanted(p: Path) -> bool:
     if p.name in SKIP_NAMES or p.name.startswith("."):
         return False
+    if p.name.lower().endswith((".labels.json", ".labels.json.gz")):
+        return False  # ground-truth files written by `tokenaudit sample`
     return p.suffix.lower() not in SKIP_SUFFIXES or p.name.lower().endswith(".gz")
 
 

@@ -12,6 +12,7 @@ model has no price has a NULL cost: it is unpriced, never $0.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     import duckdb
 
 TOTAL_INPUT_SQL = (
-    "({s}.input_tokens + {s}.cache_read_tokens + {s}.cache_write_tokens + {s}.cache_write_1h_tokens)"
+    "({s}.input_tokens + {s}.cache_read_tokens + {s}.cache_write_tokens"
+    " + {s}.cache_write_1h_tokens)"
 )
 
 # Joins a call ({s}) to the one price row for its provider, model, tier, day and input size.
@@ -107,6 +109,15 @@ def ensure_prices(
     return repriced
 
 
+def resolve_model(con: duckdb.DuckDBPyConnection, settings: PriceSettings, model: str) -> None:
+    """Make sure ``model`` (with no provider) has a resolution row, for ``prices MODEL``."""
+    known = con.execute(
+        "SELECT count(*) FROM model_resolution WHERE model = ? OR model_id = ?", [model, model]
+    ).fetchall()[0][0]
+    if not known:
+        _resolve(con, [("", model)], userfile.load(settings.files()))
+
+
 _PAIRS_SQL = """SELECT DISTINCT coalesce(lower(provider), '') AS provider, model FROM {table}
 WHERE model IS NOT NULL {extra} ORDER BY 1, 2"""
 
@@ -144,8 +155,20 @@ def _resolve(
         for r in rows:
             next_id += 1
             price_rows.append(
-                (next_id, provider, model, r.model_id, r.price_provider, r.service_tier,
-                 r.effective_from, r.effective_to, r.input_above, r.input_upto, *r.prices, r.source)
+                (
+                    next_id,
+                    provider,
+                    model,
+                    r.model_id,
+                    r.price_provider,
+                    r.service_tier,
+                    r.effective_from,
+                    r.effective_to,
+                    r.input_above,
+                    r.input_upto,
+                    *r.prices,
+                    r.source,
+                )
             )
     con.executemany("INSERT INTO model_resolution VALUES (?, ?, ?, ?, ?)", resolutions)
     if price_rows:
@@ -174,16 +197,28 @@ def _overlay(
         bounds.add(u.effective_to or _OPEN_END)
     days = sorted(bounds)
     out: list[PriceRow] = []
-    for a, b in zip(days, days[1:], strict=False):
+    for a, b in itertools.pairwise(days):
         end = None if b == _OPEN_END else b
         standard = _segments_for(catalogue_rows, user, "standard", a, model_id)
         for tier in SERVICE_TIERS:
-            segs = standard if tier == "standard" else _segments_for(
-                catalogue_rows, user, tier, a, model_id, own_only=True
-            ) or standard
+            segs = (
+                standard
+                if tier == "standard"
+                else _segments_for(catalogue_rows, user, tier, a, model_id, own_only=True)
+                or standard
+            )
             out.extend(
-                PriceRow(s.model_id, s.price_provider, tier, a, end, s.input_above, s.input_upto,
-                         s.prices, s.source)
+                PriceRow(
+                    s.model_id,
+                    s.price_provider,
+                    tier,
+                    a,
+                    end,
+                    s.input_above,
+                    s.input_upto,
+                    s.prices,
+                    s.source,
+                )
                 for s in segs
             )
     return out
@@ -198,7 +233,8 @@ def _segments_for(
     own_only: bool = False,
 ) -> list[PriceRow]:
     mine = [
-        u for u in user
+        u
+        for u in user
         if u.service_tier == tier
         and (u.effective_from or OPEN_START) <= day < (u.effective_to or _OPEN_END)
     ]
@@ -207,17 +243,21 @@ def _segments_for(
         segs = []
         for i, u in enumerate(mine):
             upto = mine[i + 1].input_above if i + 1 < len(mine) else None
-            segs.append(PriceRow(model_id, None, tier, day, None, u.input_above, upto,
-                                 u.prices, u.source))
+            segs.append(
+                PriceRow(model_id, None, tier, day, None, u.input_above, upto, u.prices, u.source)
+            )
         return segs
     cat = [
-        r for r in catalogue_rows
+        r
+        for r in catalogue_rows
         if r.service_tier == tier and r.effective_from <= day < (r.effective_to or _OPEN_END)
     ]
     if own_only and cat:
         std = [
-            r for r in catalogue_rows
-            if r.service_tier == "standard" and r.effective_from <= day < (r.effective_to or _OPEN_END)
+            r
+            for r in catalogue_rows
+            if r.service_tier == "standard"
+            and r.effective_from <= day < (r.effective_to or _OPEN_END)
         ]
         if [c.prices for c in cat] == [s.prices for s in std]:
             return []  # not a real variant: inherit the (possibly overridden) standard

@@ -116,6 +116,7 @@ def _flatten(provider_id: str, info: Any) -> list[PriceRow]:
     source = catalogue_version()
     days = _breakpoints(info)
     rows: list[PriceRow] = []
+    last: dict[str, list[PriceRow]] = {}  # tier -> segments of the open interval
     for i, start in enumerate(days):
         end = days[i + 1] if i + 1 < len(days) else None
         # Noon UTC: time-of-day prices (off-peak discounts) take their daytime rate.
@@ -126,15 +127,32 @@ def _flatten(provider_id: str, info: Any) -> list[PriceRow]:
             if all(v is None for v in values.values()):
                 continue
             thresholds = sorted(
-                {t.start for v in values.values() if isinstance(v, types.TieredPrices) for t in v.tiers}
+                {
+                    t.start
+                    for v in values.values()
+                    if isinstance(v, types.TieredPrices)
+                    for t in v.tiers
+                }
             )
             bounds = [-1, *thresholds]
+            segs = []
             for k, above in enumerate(bounds):
                 upto = bounds[k + 1] if k + 1 < len(bounds) else None
                 seg = tuple(_at_threshold(values[f], above) for f in FIELDS)
-                rows.append(
+                segs.append(
                     PriceRow(info.id, provider_id, tier, start, end, above, upto, seg, source)
                 )
+            prev = last.get(tier)
+            if prev and [(p.input_above, p.input_upto, p.prices) for p in prev] == [
+                (p.input_above, p.input_upto, p.prices) for p in segs
+            ]:
+                # Same prices as the previous period: extend it instead of a new row.
+                for p in prev:
+                    rows[rows.index(p)] = replace(p, effective_to=end)
+                last[tier] = [replace(p, effective_to=end) for p in prev]
+                continue
+            rows.extend(segs)
+            last[tier] = segs
     return rows
 
 

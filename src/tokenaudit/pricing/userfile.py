@@ -33,8 +33,17 @@ from tokenaudit.errors import ConfigError
 from tokenaudit.pricing.catalogue import FIELDS, SERVICE_TIERS
 
 ALIASES = {"cached_input_mtok": "cache_read_mtok", "cache_write_5m_mtok": "cache_write_mtok"}
-ALLOWED = {"model", "provider", "effective_from", "effective_to", "service_tier", "source",
-           "input_above", *FIELDS, *ALIASES}
+ALLOWED = {
+    "model",
+    "provider",
+    "effective_from",
+    "effective_to",
+    "service_tier",
+    "source",
+    "input_above",
+    *FIELDS,
+    *ALIASES,
+}
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,9 @@ def _entry(path: Path, where: str, e: Any) -> UserPrice:
     start = _date(path, where, "effective_from", e.get("effective_from"))
     end = _date(path, where, "effective_to", e.get("effective_to"))
     if start and end and end <= start:
-        raise ConfigError(f"{path}: {where}: effective_to {end} is not after effective_from {start}")
+        raise ConfigError(
+            f"{path}: {where}: effective_to {end} is not after effective_from {start}"
+        )
     above = e.get("input_above", -1)
     try:
         above = int(above)

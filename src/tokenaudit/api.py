@@ -1,0 +1,173 @@
+"""The library's entry points: one function per command, returning data, never printing.
+
+Each opens the database, does its work and returns plain results that
+``report.render`` turns into text. The CLI is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokenaudit import db
+from tokenaudit.config import Config, load_config
+from tokenaudit.errors import DatabaseError
+from tokenaudit.ingest.load import FileResult
+from tokenaudit.pricing import PriceSettings, ensure_prices
+from tokenaudit.report.queries import Filters, Report, meta, rollup
+
+QUARANTINE_SHOWN = 100
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileResult]
+    quarantine: dict[str, list[tuple[int, str]]]  # path -> (line, reason), first N per file
+    db: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "files": len(self.files),
+            "files_loaded": sum(f.status == "loaded" for f in self.files),
+            "files_skipped": sum(f.status == "skipped" for f in self.files),
+            "records_read": sum(f.records_read for f in self.files),
+            "rows_loaded": sum(f.rows_loaded for f in self.files),
+            "rows_quarantined": sum(f.rows_quarantined for f in self.files),
+        }
+
+
+def price_settings(config: Config) -> PriceSettings:
+    return PriceSettings(config.pricing_folder)
+
+
+def ingest(
+    db_path: Path,
+    paths: list[Path],
+    input_format: str | None = None,
+    config: Config | None = None,
+    on_file: Callable[[Path, int, int], None] | None = None,
+) -> IngestSummary:
+    from tokenaudit.ingest import IngestOptions
+    from tokenaudit.ingest import ingest as run
+
+    config = config or load_config()
+    options = IngestOptions(input_format, price_settings(config), config.attribution)
+    with db.connect(db_path) as con:
+        ensure_prices(con, options.prices)  # re-prices stored calls if price files changed
+        results = run(con, paths, options, on_file)
+        quarantine: dict[str, list[tuple[int, str]]] = {}
+        for r in results:
+            if r.file_id is not None and r.rows_quarantined:
+                rows = con.execute(
+                    "SELECT line_no, reason FROM quarantine WHERE file_id = ? "
+                    "ORDER BY line_no LIMIT ?",
+                    [r.file_id, QUARANTINE_SHOWN],
+                ).fetchall()
+                quarantine[r.path] = [(int(a), str(b)) for a, b in rows]
+        info = meta(con)
+    return IngestSummary(results, quarantine, str(db_path), info)
+
+
+def _existing(db_path: Path) -> Path:
+    if str(db_path) != ":memory:" and not db_path.exists():
+        raise DatabaseError(
+            f"{db_path}: no such database",
+            hint="load data first with 'tokenaudit ingest PATH' or pass --db",
+        )
+    return db_path
+
+
+def report(
+    db_path: Path,
+    by: list[str],
+    filters: Filters | None = None,
+    top: int | None = None,
+    config: Config | None = None,
+) -> Report:
+    config = config or load_config()
+    filters = filters or Filters()
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = rollup(con, by, filters, top)
+        result.meta = {"db": str(db_path), "by": by, "filters": filters.as_dict(), **meta(con)}
+    return result
+
+
+@dataclass
+class PriceInfo:
+    rows: list[dict[str, Any]]
+    unpriced: list[dict[str, Any]]
+    snapshot: str
+
+
+_PRICES_SQL = """SELECT p.provider, p.model, p.model_id, p.service_tier, p.effective_from,
+    p.effective_to, p.input_above, p.input_upto, p.input_mtok, p.cache_read_mtok,
+    p.cache_write_mtok, p.cache_write_1h_mtok, p.output_mtok, p.reasoning_mtok, p.source,
+    (SELECT count(*) FROM usage_events e WHERE e.price_id = p.price_id) AS calls
+FROM prices p WHERE {where}
+ORDER BY p.model, p.provider, p.service_tier, p.effective_from, p.input_above"""
+
+_UNPRICED_SQL = """SELECT coalesce(e.provider, '') AS provider, e.model, count(*) AS calls,
+    sum(e.input_tokens + e.cache_read_tokens + e.cache_write_tokens + e.cache_write_1h_tokens)
+        AS input_tokens_all,
+    sum(e.output_tokens) AS output_tokens, min(e.ts)::DATE::VARCHAR AS first_day,
+    max(e.ts)::DATE::VARCHAR AS last_day, any_value(r.detail) AS detail
+FROM usage_events e LEFT JOIN model_resolution r
+    ON r.provider = coalesce(lower(e.provider), '') AND r.model = e.model
+WHERE e.cost_usd IS NULL
+GROUP BY ALL ORDER BY calls DESC, e.model"""
+
+
+_PRICE_KEYS = (
+    "input_mtok",
+    "cache_read_mtok",
+    "cache_write_mtok",
+    "cache_write_1h_mtok",
+    "output_mtok",
+    "reasoning_mtok",
+)
+
+
+def _distinct_tiers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop batch/priority/flex rows that only repeat the standard price of their period."""
+    standard = {
+        (r["provider"], r["model"], r["effective_from"], r["input_above"]): tuple(
+            r[k] for k in _PRICE_KEYS
+        )
+        for r in rows
+        if r["service_tier"] == "standard"
+    }
+    return [
+        r
+        for r in rows
+        if r["service_tier"] == "standard"
+        or r["calls"]
+        or standard.get((r["provider"], r["model"], r["effective_from"], r["input_above"]))
+        != tuple(r[k] for k in _PRICE_KEYS)
+    ]
+
+
+def prices(db_path: Path, model: str | None = None, config: Config | None = None) -> PriceInfo:
+    """Resolved prices (for ``model``, or every model in the data) and the unpriced models."""
+    config = config or load_config()
+    settings = price_settings(config)
+    target = db_path if model is None or db_path.exists() else Path(":memory:")
+    with db.connect(_existing(target) if model is None else target) as con:
+        ensure_prices(con, settings)
+        where, params = "true", []
+        if model is not None:
+            from tokenaudit.pricing import resolve_model
+
+            resolve_model(con, settings, model)
+            where, params = "(p.model = ? OR p.model_id = ?)", [model, model]
+        cur = con.execute(_PRICES_SQL.format(where=where), params)
+        names = [d[0] for d in cur.description]
+        rows = _distinct_tiers([dict(zip(names, r, strict=True)) for r in cur.fetchall()])
+        cur = con.execute(_UNPRICED_SQL)
+        names = [d[0] for d in cur.description]
+        unpriced = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        snapshot = settings.fingerprint()
+    return PriceInfo(rows, unpriced, snapshot)

@@ -1,0 +1,10 @@
+"""The command line: a thin typer layer over ``tokenaudit.api``."""
+
+from __future__ import annotations
+
+from tokenaudit.cli import ingest_cmd, prices_cmd, report_cmd  # noqa: F401  (registers commands)
+from tokenaudit.cli.app import app
+
+
+def main() -> None:
+    app()

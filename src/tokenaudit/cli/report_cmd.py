@@ -1,0 +1,153 @@
+"""`tokenaudit report` and `tokenaudit audit`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokenaudit.cli.app import (
+    ConfigOption,
+    DbOption,
+    Format,
+    FormatOption,
+    OutputOption,
+    app,
+    console_for,
+    db_path,
+    emit,
+    err,
+    handle_errors,
+)
+from tokenaudit.errors import TokenauditError
+
+ByOption = Annotated[
+    str,
+    typer.Option(
+        "--by",
+        "-b",
+        help="Dimensions, comma-separated: workflow, team, tenant, user, agent, prompt_version, "
+        "environment, project, provider, model, model_id, service_tier, api_key, session_id, "
+        "trace_id, status, source, day, week, month, hour.",
+    ),
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="First day (YYYY-MM-DD, UTC), inclusive.")
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Last day (YYYY-MM-DD, UTC), inclusive.")
+]
+WhereOption = Annotated[
+    list[str] | None,
+    typer.Option("--where", "-w", help="Keep rows where DIM=VALUE (repeatable)."),
+]
+TopOption = Annotated[
+    int | None, typer.Option("--top", "-n", help="Show the N costliest groups; fold the rest.")
+]
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise TokenauditError(f"{option} '{value}' is not a date (YYYY-MM-DD)") from None
+
+
+def filters(since: str | None, until: str | None, where: list[str] | None) -> object:
+    from tokenaudit.report.queries import Filters
+
+    pairs = []
+    for item in where or []:
+        dim, sep, value = item.partition("=")
+        if not sep or not dim.strip():
+            raise TokenauditError(f"--where '{item}' is not DIM=VALUE")
+        pairs.append((dim.strip(), value.strip()))
+    return Filters(_date(since, "--since"), _date(until, "--until"), tuple(pairs))
+
+
+def render_report(report: object, fmt: Format, output: Path | None, title: str) -> None:
+    from tokenaudit.report import render
+    from tokenaudit.report.queries import Report
+
+    assert isinstance(report, Report)
+    if fmt == Format.json:
+        emit(render.report_json(report), output)
+    elif fmt == Format.csv:
+        emit(render.report_csv(report), output)
+    elif fmt == Format.markdown:
+        emit(render.report_markdown(report), output)
+    else:
+        console = console_for(output)
+        console.print(render.report_table(report, title))
+        unpriced = report.totals["unpriced_requests"]
+        if unpriced:
+            err.print(
+                f"[yellow]{unpriced:,} calls are unpriced[/] (no price for their model): "
+                "see 'tokenaudit prices --unpriced'; add a price file in pricing/ to price them"
+            )
+
+
+@app.command()
+@handle_errors
+def report(
+    by: ByOption = "workflow",
+    since: SinceOption = None,
+    until: UntilOption = None,
+    where: WhereOption = None,
+    top: TopOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Rank spend by any dimensions (cost, tokens, outcomes, retries)."""
+    from tokenaudit import api
+    from tokenaudit.config import load_config
+    from tokenaudit.report.queries import Filters
+
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    flt = filters(since, until, where)
+    assert isinstance(flt, Filters)
+    result = api.report(db_path(db), dims, flt, top, load_config(config))
+    render_report(result, fmt, output, f"Spend by {', '.join(dims)}")
+
+
+@app.command()
+@handle_errors
+def audit(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to load first.")],
+    top: TopOption = 15,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ingest, then summarize spend by workflow: the first command to run."""
+    from tokenaudit import api
+    from tokenaudit.cli.ingest_cmd import ingest_table
+    from tokenaudit.config import load_config
+    from tokenaudit.report import render
+
+    cfg = load_config(config)
+    summary = api.ingest(db_path(db), paths, None, cfg)
+    result = api.report(db_path(db), ["workflow"], None, top, cfg)
+    if fmt == Format.json:
+        payload = {
+            "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
+            "report": {"rows": result.rows, "totals": result.totals, "meta": result.meta},
+        }
+        emit(render.to_json(payload), output)
+        return
+    if fmt != Format.table:
+        render_report(result, fmt, output, "")
+        return
+    console = console_for(output)
+    console.print(ingest_table(summary))
+    console.print()
+    render_report(result, fmt, output, "Spend by workflow")
+    window = f"{result.meta.get('first_ts') or '—'} → {result.meta.get('last_ts') or '—'} UTC"
+    err.print(f"[dim]window {window}; prices {result.meta.get('price_snapshot')}[/]")
