@@ -174,7 +174,7 @@ WITH src AS (
     SELECT line_no, bad, line, bad IS NULL AND json_valid(line) AS ok,
         starts_with(ltrim(line), '{{') AS is_obj
     FROM {relation}
-    WHERE bad IS NOT NULL OR (line IS NOT NULL AND trim(line) <> '')
+    WHERE bad IS NOT NULL OR (line IS NOT NULL AND trim(line, ' \t') <> '')
 ), parsed AS (
     SELECT line_no, bad, ok, is_obj,
         CASE WHEN ok AND is_obj THEN json_transform(line, '{_TRANSFORM}') END AS j,
@@ -323,7 +323,7 @@ class NativeIngester:
                     try:
                         con.execute(
                             "CREATE OR REPLACE TEMP VIEW _lines AS SELECT line_no, "
-                            "CASE WHEN raw[-1:] = '\\r'::BLOB THEN raw[:-2] ELSE raw END AS raw "
+                            "CASE WHEN raw[-1:] = '\\x0D'::BLOB THEN raw[:-2] ELSE raw END AS raw "
                             "FROM _lines_raw"
                         )
                         con.execute(f"INSERT INTO stage {select}", {"secret": ctx.secret})
