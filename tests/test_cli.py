@@ -37,10 +37,24 @@ def test_ingest_then_report_json(tmp_path: Path) -> None:
     assert set(report) == {"rows", "totals", "meta"}
     total = Decimal(report["totals"]["cost_usd"])
     assert sum(Decimal(r["cost_usd"]) for r in report["rows"] if r["cost_usd"]) == total
-    keys = {"group", "requests", "input_tokens", "cache_read_tokens", "cache_write_tokens",
-            "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
-            "unpriced_requests", "share", "outcomes", "accepted", "acceptance_rate",
-            "cost_per_accepted_usd", "retry_rate"}
+    keys = {
+        "group",
+        "requests",
+        "input_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cost_usd",
+        "unpriced_requests",
+        "share",
+        "outcomes",
+        "accepted",
+        "acceptance_rate",
+        "cost_per_accepted_usd",
+        "retry_rate",
+    }
     assert keys <= set(report["rows"][0])
     assert isinstance(report["rows"][0]["requests"], int)
     assert report["meta"]["unpriced_requests"] == 1  # the fine-tuned model
@@ -67,9 +81,7 @@ def test_reingest_is_reported_as_skipped(tmp_path: Path) -> None:
         (["report", "--where", "workflow"], "--where 'workflow' is not DIM=VALUE"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(
-    tmp_path: Path, args: list[str], needle: str
-) -> None:
+def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
     db = str(tmp_path / "t.duckdb")
     if args[0] == "report":
         run("ingest", str(NATIVE / "calls.jsonl"), "--db", db)
@@ -100,10 +112,15 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "t.duckdb"
     run("ingest", str(NATIVE / "calls.jsonl"), "--db", str(db))
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-         "time.sleep(30)", str(db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+            "time.sleep(30)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"

@@ -30,23 +30,31 @@ CASES = [
 
 
 def _event(provider: str, model: str, day: dt.date, i: int, c: dict[str, int]) -> str:
-    return json.dumps({
-        "ts": f"{day.isoformat()}T12:00:00Z", "request_id": f"r{i}", "provider": provider,
-        "model": model, **c,
-    })
+    return json.dumps(
+        {
+            "ts": f"{day.isoformat()}T12:00:00Z",
+            "request_id": f"r{i}",
+            "provider": provider,
+            "model": model,
+            **c,
+        }
+    )
 
 
-usage = st.fixed_dictionaries({
-    "input_tokens": st.integers(0, 400_000),
-    "cache_read_tokens": st.integers(0, 60_000),
-    "cache_write_tokens": st.integers(0, 30_000),
-    "cache_write_1h_tokens": st.integers(0, 30_000),
-    "output_tokens": st.integers(0, 30_000),
-})
+usage = st.fixed_dictionaries(
+    {
+        "input_tokens": st.integers(0, 400_000),
+        "cache_read_tokens": st.integers(0, 60_000),
+        "cache_write_tokens": st.integers(0, 30_000),
+        "cache_write_1h_tokens": st.integers(0, 30_000),
+        "output_tokens": st.integers(0, 30_000),
+    }
+)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.sampled_from(CASES), usage, st.dates(dt.date(2025, 6, 1), dt.date(2026, 11, 20)))
 def test_sql_cost_equals_genai_prices(
     case: tuple[str, str], counts: dict[str, int], day: dt.date
@@ -61,8 +69,10 @@ def test_sql_cost_equals_genai_prices(
         ours = con.execute("SELECT cost_usd FROM usage_events").fetchall()[0][0]
     expected = calc_price(
         Usage(
-            input_tokens=counts["input_tokens"] + counts["cache_read_tokens"]
-            + counts["cache_write_tokens"] + counts["cache_write_1h_tokens"],
+            input_tokens=counts["input_tokens"]
+            + counts["cache_read_tokens"]
+            + counts["cache_write_tokens"]
+            + counts["cache_write_1h_tokens"],
             cache_read_tokens=counts["cache_read_tokens"],
             cache_write_tokens=counts["cache_write_tokens"] + counts["cache_write_1h_tokens"],
             cache_write_1h_tokens=counts["cache_write_1h_tokens"],
@@ -77,16 +87,23 @@ def test_sql_cost_equals_genai_prices(
 
 def test_price_never_decreases_and_zero_for_zero(con: object, tmp_path: Path) -> None:
     lines = [
-        _event("anthropic", "claude-sonnet-4-5", dt.date(2026, 11, 1), i,
-               {"input_tokens": n, "output_tokens": 0})
+        _event(
+            "anthropic",
+            "claude-sonnet-4-5",
+            dt.date(2026, 11, 1),
+            i,
+            {"input_tokens": n, "output_tokens": 0},
+        )
         for i, n in enumerate([0, 1, 1000, 199_999, 200_000, 200_001, 500_000])
     ]
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join(lines) + "\n")
     with db.connect(":memory:") as c:
         load(c, path)
-        costs = [r[0] for r in c.execute(
-            "SELECT cost_usd FROM usage_events ORDER BY input_tokens").fetchall()]
+        costs = [
+            r[0]
+            for r in c.execute("SELECT cost_usd FROM usage_events ORDER BY input_tokens").fetchall()
+        ]
     assert costs[0] == 0
     assert costs == sorted(costs)
     # The long-context tier applies to all tokens once input exceeds 200k (cliff).
@@ -115,19 +132,40 @@ def test_user_prices_override_by_date(tmp_path: Path) -> None:
     prices.mkdir()
     (prices / "deal.toml").write_text(NEGOTIATED)
     path = tmp_path / "e.jsonl"
-    path.write_text("\n".join([
-        _event("openai", "gpt-4o", dt.date(2026, 10, 31), 1,
-               {"input_tokens": 1_000_000, "output_tokens": 0}),
-        _event("openai", "gpt-4o-2024-08-06", dt.date(2026, 11, 1), 2,
-               {"input_tokens": 1_000_000, "output_tokens": 0}),
-        _event("openai", "ft:gpt-4o-mini:acme::x1", dt.date(2026, 11, 1), 3,
-               {"input_tokens": 1_000_000, "output_tokens": 1_000_000}),
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                _event(
+                    "openai",
+                    "gpt-4o",
+                    dt.date(2026, 10, 31),
+                    1,
+                    {"input_tokens": 1_000_000, "output_tokens": 0},
+                ),
+                _event(
+                    "openai",
+                    "gpt-4o-2024-08-06",
+                    dt.date(2026, 11, 1),
+                    2,
+                    {"input_tokens": 1_000_000, "output_tokens": 0},
+                ),
+                _event(
+                    "openai",
+                    "ft:gpt-4o-mini:acme::x1",
+                    dt.date(2026, 11, 1),
+                    3,
+                    {"input_tokens": 1_000_000, "output_tokens": 1_000_000},
+                ),
+            ]
+        )
+        + "\n"
+    )
     with db.connect(":memory:") as c:
         load(c, path, pricing=prices)
         rows = c.execute(
             "SELECT e.request_id, e.cost_usd, p.source, p.effective_from FROM usage_events e "
-            "JOIN prices p USING (price_id) ORDER BY e.request_id").fetchall()
+            "JOIN prices p USING (price_id) ORDER BY e.request_id"
+        ).fetchall()
     assert rows[0][1] == Decimal("2.5") and rows[0][2].startswith("genai-prices")
     assert rows[1][1] == Decimal("2.0") and rows[1][2] == "MSA 2026"
     assert rows[1][3] == dt.date(2026, 11, 1)
@@ -138,13 +176,20 @@ def test_changing_price_files_reprices_stored_calls(tmp_path: Path) -> None:
     prices = tmp_path / "pricing"
     prices.mkdir()
     path = tmp_path / "e.jsonl"
-    path.write_text(_event("openai", "ft:gpt-4o-mini:acme::x1", dt.date(2026, 11, 1), 1,
-                           {"input_tokens": 1_000_000}) + "\n")
+    path.write_text(
+        _event(
+            "openai",
+            "ft:gpt-4o-mini:acme::x1",
+            dt.date(2026, 11, 1),
+            1,
+            {"input_tokens": 1_000_000},
+        )
+        + "\n"
+    )
     with db.connect(":memory:") as c:
         load(c, path, pricing=prices)
         assert c.execute("SELECT cost_usd FROM usage_events").fetchall()[0][0] is None
-        (prices / "ft.csv").write_text(
-            "model,input_mtok,output_mtok\nft:gpt-4o-mini:*,0.30,1.20\n")
+        (prices / "ft.csv").write_text("model,input_mtok,output_mtok\nft:gpt-4o-mini:*,0.30,1.20\n")
         assert ensure_prices(c, PriceSettings(prices)) is True
         assert c.execute("SELECT cost_usd FROM usage_events").fetchall()[0][0] == Decimal("0.3")
 
@@ -153,7 +198,7 @@ def test_changing_price_files_reprices_stored_calls(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         ('[[price]]\nmodel = "x"\ninput_mtok = "cheap"\n', "input_mtok 'cheap' is not a number"),
-        ('[[price]]\ninput_mtok = 1\n', "'model' is required"),
+        ("[[price]]\ninput_mtok = 1\n", "'model' is required"),
         ('[[price]]\nmodel = "x"\ninptu_mtok = 1\n', "unknown key 'inptu_mtok'"),
         ('[[price]]\nmodel = "x"\n', "no price given"),
         ('[[price]]\nmodel = "x"\ninput_mtok = 1\neffective_from = "soon"\n', "not a date"),
@@ -174,8 +219,10 @@ def test_bad_price_files_name_the_problem(tmp_path: Path, text: str, needle: str
     [
         ("gpt-4o-mini", "gpt-4o-mini"),
         ("openai/gpt-4o", "gpt-4o"),
-        ("arn:aws:bedrock:us-west-2:1:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0",
-         "claude-3-7-sonnet-20250219"),
+        (
+            "arn:aws:bedrock:us-west-2:1:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+            "claude-3-7-sonnet-20250219",
+        ),
         ("projects/p/locations/us/publishers/google/models/gemini-1.5-pro", "gemini-1.5-pro"),
         ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet-20240620"),
     ],
@@ -186,11 +233,20 @@ def test_name_candidates(logged: str, expected: str) -> None:
 
 def test_bedrock_arn_and_dated_names_are_priced(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
-    arn = "arn:aws:bedrock:us-west-2:1:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0"
-    path.write_text("\n".join([
-        _event("bedrock", arn, dt.date(2026, 1, 5), 1, {"input_tokens": 10}),
-        _event("openai", "gpt-4o-mini-2024-07-18", dt.date(2026, 1, 5), 2, {"input_tokens": 10}),
-    ]) + "\n")
+    arn = (
+        "arn:aws:bedrock:us-west-2:1:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+    )
+    path.write_text(
+        "\n".join(
+            [
+                _event("bedrock", arn, dt.date(2026, 1, 5), 1, {"input_tokens": 10}),
+                _event(
+                    "openai", "gpt-4o-mini-2024-07-18", dt.date(2026, 1, 5), 2, {"input_tokens": 10}
+                ),
+            ]
+        )
+        + "\n"
+    )
     with db.connect(":memory:") as c:
         load(c, path)
         ids = c.execute("SELECT model_id FROM usage_events ORDER BY request_id").fetchall()

@@ -16,11 +16,18 @@ from tests.conftest import load
 from tokenaudit import db
 from tokenaudit.report.queries import rollup
 
-MODELS = ["gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5", "claude-haiku-4-5", "o3-mini",
-          "acme-private-7b"]
+MODELS = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "o3-mini",
+    "acme-private-7b",
+]
 WORKFLOWS = ["ticket-summary", "code-review", "rag", None]
-SETTINGS = settings(max_examples=30, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 tokens = st.integers(min_value=0, max_value=400_000)
 event = st.fixed_dictionaries(
@@ -120,8 +127,12 @@ def test_conservation_for_arbitrary_lines(lines: list[str], crlf: bool) -> None:
         ).fetchall()[0]
         assert stored == (r.rows_loaded, r.rows_quarantined)
         # Quarantined line numbers point at the non-JSON-object lines (1-based).
-        bad = {n for n, (ln,) in enumerate(con.execute(
-            "SELECT line_no FROM quarantine ORDER BY line_no").fetchall())}
+        bad = {
+            n
+            for n, (ln,) in enumerate(
+                con.execute("SELECT line_no FROM quarantine ORDER BY line_no").fetchall()
+            )
+        }
         assert len(bad) == r.rows_quarantined
         qlines = [x[0] for x in con.execute("SELECT line_no FROM quarantine").fetchall()]
         assert all(1 <= n <= len(lines) and lines[n - 1].strip(" \t") for n in qlines)

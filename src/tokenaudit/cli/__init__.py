@@ -5,6 +5,8 @@ from __future__ import annotations
 from tokenaudit.cli import ingest_cmd, prices_cmd, report_cmd  # noqa: F401  (registers commands)
 from tokenaudit.cli.app import app
 
+__all__ = ["app", "main"]
+
 
 def main() -> None:
     app()

@@ -1,0 +1,201 @@
+"""Native JSONL edge cases: big files, line numbers, gzip, folders, encodings, atomicity."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import DATA, load, quarantine_rows
+from tokenaudit import db
+from tokenaudit.errors import InputError
+from tokenaudit.ingest import load as load_module
+
+GOOD = '{"ts":"2026-11-02T10:00:%02dZ","request_id":"%s","model":"gpt-4o-mini","input_tokens":%d,"output_tokens":7}'
+
+
+def _big(path: Path, n: int, bad_every: int = 0) -> set[int]:
+    """Write n lines; every bad_every-th line is broken. Returns the bad line numbers."""
+    bad: set[int] = set()
+    with open(path, "w") as f:
+        for i in range(1, n + 1):
+            if bad_every and i % bad_every == 0:
+                f.write('{"ts":"2026-11-02T10:00:00Z","model":"gpt-4o-mini","input_tokens":-3}\n')
+                bad.add(i)
+            else:
+                f.write(GOOD % (i % 60, f"r{i}", i) + "\n")
+    return bad
+
+
+def test_fast_path_line_numbers_on_a_large_file(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    path = tmp_path / "big.jsonl"
+    bad = _big(path, 300_000, bad_every=7919)
+    (r,) = load(con, path)
+    assert r.records_read == 300_000
+    assert r.rows_quarantined == len(bad)
+    assert {q["line_no"] for q in quarantine_rows(con)} == bad
+    # Every loaded row kept the line it came from (request id rN sits on line N).
+    mismatched = con.execute(
+        "SELECT count(*) FROM usage_events WHERE request_id <> 'r' || line_no"
+    ).fetchall()[0][0]
+    assert mismatched == 0
+
+
+def test_crlf_and_blank_lines_keep_line_numbers(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    path = tmp_path / "win.jsonl"
+    lines = [GOOD % (1, "a", 1), "", "not json", "   ", GOOD % (2, "b", 2), '{"ts": 1']
+    path.write_bytes("\r\n".join(lines).encode())
+    (r,) = load(con, path)
+    assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (4, 2, 2)
+    assert [q["line_no"] for q in quarantine_rows(con)] == [3, 6]
+    assert sorted(x[0] for x in con.execute("SELECT line_no FROM usage_events").fetchall()) == [
+        1,
+        5,
+    ]
+
+
+def test_invalid_utf8_is_quarantined_not_dropped(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(
+        (GOOD % (1, "a", 1) + "\n").encode()
+        + b'{"ts":"2026-11-02T10:00:00Z","model":"gpt-4o-mini","workflow":"caf\xe9"}\n'
+        + (GOOD % (2, "b", 2) + "\n").encode()
+    )
+    (r,) = load(con, path)
+    assert (r.rows_loaded, r.rows_quarantined) == (2, 1)
+    assert quarantine_rows(con) == [{"line_no": 2, "reason": "invalid UTF-8"}]
+
+
+def test_gzip_and_folders(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    src = (DATA / "ingest" / "tokenaudit" / "calls.jsonl").read_bytes()
+    nested = tmp_path / "logs" / "2026" / "11"
+    nested.mkdir(parents=True)
+    with gzip.open(nested / "calls.jsonl.gz", "wb") as f:
+        f.write(src)
+    (tmp_path / "logs" / "README.md").write_text("not data")
+    (r,) = load(con, tmp_path / "logs")
+    assert r.status == "loaded" and r.rows_loaded == 6
+    # The same content uncompressed is the same data: skipped.
+    plain = tmp_path / "calls.jsonl"
+    plain.write_bytes(src)
+    (again,) = load(con, plain)
+    assert again.status == "skipped"
+
+
+def test_corrupt_gzip_is_an_input_error(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    path = tmp_path / "broken.jsonl.gz"
+    data = gzip.compress(b"x" * 10_000)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="corrupt or truncated gzip"):
+        load(con, path)
+    assert con.execute("SELECT count(*) FROM files").fetchall()[0][0] == 0
+
+
+def test_empty_file_is_reported_not_recorded(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    (r,) = load(con, path)
+    assert r.status == "empty"
+    assert con.execute("SELECT count(*) FROM files").fetchall()[0][0] == 0
+
+
+def test_failure_mid_load_leaves_the_database_as_before(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(con, DATA / "ingest" / "tokenaudit" / "calls.jsonl")
+    before = con.execute(
+        "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM files), "
+        "(SELECT count(*) FROM quarantine)"
+    ).fetchall()
+    # The events are inserted, then the quarantine insert fails: all must roll back.
+    monkeypatch.setattr(load_module, "_INSERT_QUARANTINE_SQL", "SELECT error('disk on fire')")
+    with pytest.raises(duckdb.Error):
+        load(con, DATA / "ingest" / "tokenaudit" / "bad_lines.jsonl")
+    after = con.execute(
+        "SELECT (SELECT count(*) FROM usage_events), (SELECT count(*) FROM files), "
+        "(SELECT count(*) FROM quarantine)"
+    ).fetchall()
+    assert after == before
+
+
+def test_conservation_failure_rolls_back(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load_module, "_COUNTS_SQL", "SELECT 1, 0")  # pretend a row vanished
+    with pytest.raises(InputError, match="conservation check failed"):
+        load(con, DATA / "ingest" / "tokenaudit" / "bad_lines.jsonl")
+    assert con.execute("SELECT count(*) FROM usage_events").fetchall()[0][0] == 0
+
+
+def test_kill_during_ingest_leaves_file_whole_or_absent(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    _big(path, 400_000)
+    dbfile = tmp_path / "k.duckdb"
+    outcomes = set()
+    for delay in (0.3, 0.8, 1.5, 2.5):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenaudit", "ingest", str(path), "--db", str(dbfile)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with db.connect(dbfile) as c:
+            files, rows = c.execute(
+                "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM usage_events)"
+            ).fetchall()[0]
+        assert (files, rows) in ((0, 0), (1, 400_000))
+        outcomes.add(files)
+        if files:
+            break
+    assert outcomes  # at least one kill landed; whole-or-nothing held every time
+
+
+def test_privacy_canaries_never_reach_the_database(tmp_path: Path) -> None:
+    dbfile = tmp_path / "p.duckdb"
+    with db.connect(dbfile) as c:
+        load(c, DATA / "ingest" / "tokenaudit" / "calls.jsonl")
+        assert c.execute("SELECT count(*) FROM usage_events").fetchall()[0][0] == 6
+    blob = dbfile.read_bytes()
+    wal = Path(str(dbfile) + ".wal")
+    if wal.exists():
+        blob += wal.read_bytes()
+    assert b"CANARY" not in blob
+    assert b"sk-proj" not in blob and b"sk-ant" not in blob
+
+
+def test_unknown_keys_are_kept_in_tags(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "ts": "2026-11-02T10:00:00Z",
+                "model": "gpt-4o",
+                "region": "eu",
+                "nested": {"a": 1},
+                "tags": {"team_hint": "x"},
+                "messages": [{"content": "secret words"}],
+            }
+        )
+        + "\n"
+    )
+    load(con, path)
+    tags = json.loads(con.execute("SELECT tags FROM usage_events").fetchall()[0][0])
+    assert tags == {"region": "eu", "nested": {"a": 1}, "team_hint": "x"}
