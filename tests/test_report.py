@@ -1,0 +1,165 @@
+"""Report semantics: trace-level outcomes, filters, folding, attribution mapping."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.conftest import load
+from tokenaudit import db
+from tokenaudit.config import load_config
+from tokenaudit.errors import ConfigError
+from tokenaudit.report.queries import Filters, rollup
+
+
+def _write(tmp: Path, events: list[dict[str, Any]]) -> Path:
+    path = tmp / "e.jsonl"
+    base = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1_000_000,
+        "output_tokens": 0,
+    }
+    path.write_text("".join(json.dumps({**base, **e}) + "\n" for e in events))
+    return path
+
+
+def test_cost_per_accepted_is_trace_level(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    # One trace of 3 calls ($0.15 each) with one accepted outcome on its last call,
+    # and one lone call that was rejected.
+    events = [
+        {"ts": "2026-11-02T10:00:00Z", "request_id": "a1", "trace_id": "t1", "workflow": "w"},
+        {
+            "ts": "2026-11-02T10:00:01Z",
+            "request_id": "a2",
+            "trace_id": "t1",
+            "workflow": "w",
+            "attempt": 2,
+        },
+        {
+            "ts": "2026-11-02T10:00:02Z",
+            "request_id": "a3",
+            "trace_id": "t1",
+            "workflow": "w",
+            "outcome": "accepted",
+        },
+        {"ts": "2026-11-02T11:00:00Z", "request_id": "b1", "workflow": "w", "outcome": "rejected"},
+    ]
+    load(con, _write(tmp_path, events))
+    (row,) = rollup(con, ["workflow"]).rows
+    assert row["requests"] == 4
+    assert row["cost_usd"] == Decimal("0.6")
+    assert (row["outcomes"], row["accepted"], row["rejected"]) == (2, 1, 1)
+    assert row["acceptance_rate"] == Decimal("0.5")
+    assert row["cost_per_accepted_usd"] == Decimal("0.6")
+    assert row["retry_rate"] == Decimal("0.25")
+
+
+def test_last_outcome_of_a_trace_wins(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    events = [
+        {"ts": "2026-11-02T10:00:00Z", "request_id": "a1", "trace_id": "t1", "outcome": "rejected"},
+        {"ts": "2026-11-02T10:05:00Z", "request_id": "a2", "trace_id": "t1", "outcome": "accepted"},
+        {"ts": "2026-11-02T10:06:00Z", "request_id": "a3", "trace_id": "t1"},
+    ]
+    load(con, _write(tmp_path, events))
+    total = rollup(con, []).totals
+    assert (total["outcomes"], total["accepted"]) == (1, 1)
+
+
+def test_filters_and_top(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    events = [
+        {
+            "ts": f"2026-11-0{d}T10:00:00Z",
+            "request_id": f"r{d}{w}",
+            "workflow": w,
+            "input_tokens": 1_000_000 * (i + 1),
+        }
+        for d in (1, 2, 3)
+        for i, w in enumerate(["a", "b", "c"])
+    ]
+    load(con, _write(tmp_path, events))
+    day2 = rollup(con, ["workflow"], Filters(since=_d("2026-11-02"), until=_d("2026-11-02")))
+    assert day2.totals["requests"] == 3
+    only_b = rollup(con, ["day"], Filters(where=(("workflow", "b"),)))
+    assert [r["group"]["day"] for r in only_b.rows] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert only_b.totals["cost_usd"] == Decimal("0.9")
+    top = rollup(con, ["workflow"], top=1)
+    assert [r["group"]["workflow"] for r in top.rows] == ["c", "(other)"]
+    assert top.rows[1]["requests"] == 6
+    assert sum(r["cost_usd"] for r in top.rows) == top.totals["cost_usd"]
+
+
+def _d(text: str) -> Any:
+    import datetime as dt
+
+    return dt.date.fromisoformat(text)
+
+
+def test_attribution_mapping_fills_dimensions(tmp_path: Path) -> None:
+    (tmp_path / "tokenaudit.toml").write_text(
+        """
+[attribution]
+workflow = ["tags.feature", "tags.x-workflow"]
+team = "tags.x-team"
+
+[attribution.api_keys]
+"9f2c" = { team = "search", tenant = "acme" }
+"""
+    )
+    cfg = load_config(cwd=tmp_path)
+    events = [
+        {
+            "ts": "2026-11-02T10:00:00Z",
+            "request_id": "1",
+            "feature": "summarize",
+            "x-team": "support",
+        },
+        {
+            "ts": "2026-11-02T10:00:00Z",
+            "request_id": "2",
+            "x-workflow": "triage",
+            "workflow": "explicit-wins",
+            "api_key": "sk-test-aaaaaaaaaaaaaaaaaa9f2c",
+        },
+        {
+            "ts": "2026-11-02T10:00:00Z",
+            "request_id": "3",
+            "api_key": "sk-test-bbbbbbbbbbbbbbbbbb0000",
+        },
+    ]
+    with db.connect(":memory:") as con:
+        load(con, _write(tmp_path, events), mapping=cfg.attribution)
+        rows = con.execute(
+            "SELECT request_id, workflow, team, tenant FROM usage_events ORDER BY request_id"
+        ).fetchall()
+    assert rows == [
+        ("1", "summarize", "support", None),
+        ("2", "explicit-wins", "search", "acme"),
+        ("3", None, None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[attribution]\ncolour = 'tags.x'\n", "unknown dimension 'colour'"),
+        ("[attribution]\nteam = 'headers.x'\n", "'headers.x' is not a column or tags.KEY path"),
+        ("[attributoin]\n", "unknown section 'attributoin'"),
+    ],
+)
+def test_bad_config_is_a_config_error(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "tokenaudit.toml").write_text(text)
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        load_config(cwd=tmp_path)
+
+
+def test_pyproject_section_is_read(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname='x'\n[tool.tokenaudit.attribution]\nteam = 'tags.squad'\n"
+    )
+    assert load_config(cwd=tmp_path).attribution == {"team": "tags.squad"}
