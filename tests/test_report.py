@@ -32,7 +32,7 @@ def _write(tmp: Path, events: list[dict[str, Any]]) -> Path:
 def test_cost_per_accepted_is_trace_level(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
     # One trace of 3 calls ($0.15 each) with one accepted outcome on its last call,
     # and one lone call that was rejected.
-    events = [
+    events: list[dict[str, Any]] = [
         {"ts": "2026-11-02T10:00:00Z", "request_id": "a1", "trace_id": "t1", "workflow": "w"},
         {
             "ts": "2026-11-02T10:00:01Z",
