@@ -199,3 +199,47 @@ def test_unknown_keys_are_kept_in_tags(tmp_path: Path, con: duckdb.DuckDBPyConne
     load(con, path)
     tags = json.loads(con.execute("SELECT tags FROM usage_events").fetchall()[0][0])
     assert tags == {"region": "eu", "nested": {"a": 1}, "team_hint": "x"}
+
+
+def _rows_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    from tests.conftest import usage_rows
+    from tokenaudit.ingest import native
+
+    fast_used: list[bool] = []
+    original = native.NativeIngester._stage_fast
+
+    def spy(*args: object) -> bool:
+        ok = original(*args)  # type: ignore[arg-type]
+        fast_used.append(ok)
+        return ok
+
+    with db.connect(":memory:") as c:
+        monkeypatch.setattr(native.NativeIngester, "_stage_fast", staticmethod(spy))
+        load(c, path)
+        fast = (usage_rows(c), quarantine_rows(c))
+    assert fast_used == [True], "the clean file should take the fast path"
+    with db.connect(":memory:") as c:
+        monkeypatch.setattr(native.NativeIngester, "_stage_fast", staticmethod(lambda *a: False))
+        load(c, path)
+        exact = (usage_rows(c), quarantine_rows(c))
+    return fast, exact
+
+
+def test_fast_and_exact_paths_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "calls.jsonl"
+    text = (DATA / "ingest" / "tokenaudit" / "calls.jsonl").read_text()
+    extra = [
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n1","model":"gpt-4o","input_tokens":-4}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n2","model":"gpt-4o","input_tokens":2.5}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n3","model":"gpt-4o","attempt":0}',
+        '{"ts":"soon","request_id":"n4","model":"gpt-4o"}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n5","model":"gpt-4o","status":"meh"}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n6","model":"gpt-4o","output_tokens":3,"reasoning_tokens":4}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n7","model":"gpt-4o","cost_usd":"1e400"}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n8","model":"gpt-4o","prompt_hash":"plain words"}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"n9","model":"gpt-4o","tags":"solo"}',
+        '{"ts":"2026-11-02T10:00:00Z","request_id":"r-1","model":"gpt-4o"}',
+    ]
+    path.write_text(text + "\n".join(extra) + "\n")
+    fast, exact = _rows_both_ways(path, monkeypatch)
+    assert fast == exact

@@ -158,17 +158,69 @@ _OUTCOME_SQL = """CASE
 END"""
 
 
+_HASH_IF_NOT_HEX = (
+    "CASE WHEN j.{f} IS NULL THEN NULL "
+    "WHEN regexp_full_match(j.{f}, '[0-9a-f]{{8,128}}') THEN j.{f} "
+    "ELSE " + KEY_HASH_SQL.format("j.{f}") + " END"
+)
+
+# Keys and hashes: the raw API key never leaves this expression; a prompt or prefix hash
+# that is not already a hex digest (someone logged text there) is replaced by a keyed hash.
+_KEY_COLUMNS = ",\n        ".join(
+    [
+        "CASE WHEN j.api_key IS NOT NULL AND j.api_key <> '' THEN "
+        + KEY_HASH_SQL.format("j.api_key")
+        + " END AS api_key_hash",
+        "CASE WHEN j.api_key IS NOT NULL AND j.api_key <> '' THEN right(j.api_key, 4) END AS api_key_last4",
+        _HASH_IF_NOT_HEX.format(f="prompt_hash") + " AS prompt_hash",
+        _HASH_IF_NOT_HEX.format(f="prefix_hash") + " AS prefix_hash",
+    ]
+)
+
+
+def _tags_sql(extra: str) -> str:
+    """Explicit tags merged over the unknown keys (``extra``: a JSON object or NULL)."""
+    return f"""CASE
+            WHEN {extra} IS NOT NULL AND json_type(j.tags) = 'OBJECT' THEN json_merge_patch({extra}, j.tags)
+            WHEN {extra} IS NOT NULL AND j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL'
+                THEN json_merge_patch({extra}, json_object('tags', j.tags))
+            WHEN {extra} IS NOT NULL THEN {extra}
+            WHEN json_type(j.tags) = 'OBJECT' THEN j.tags
+            WHEN j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL' THEN json_object('tags', j.tags)
+        END"""
+
+
+_TS_REASONS = """WHEN j.ts IS NULL THEN 'missing ts'
+        WHEN ts IS NULL THEN 'invalid ts: ' || left(j.ts, 40)
+        WHEN ts < TIMESTAMP '2000-01-01' OR ts >= TIMESTAMP '2100-01-01' THEN 'ts out of range: ' || left(j.ts, 40)
+        WHEN model IS NULL THEN 'missing model'"""
+
+_TAIL_REASONS = """WHEN status IS NULL THEN 'unknown status: ' || left(j.status, 30) || ' (expected ok or error)'
+        WHEN j.cost_usd IS NOT NULL AND reported_cost_usd IS NULL THEN 'cost_usd is not a finite number: ' || left(j.cost_usd, 30)"""
+
+# Redaction runs only where a secret-looking prefix occurs at all (cheap test first).
+_OUTPUT_COLUMNS = f"""ts, request_id, trace_id, span_id, parent_span_id, session_id, provider, model,
+    service_tier, workflow, team, tenant, "user", agent, prompt_version, environment, project,
+    api_key_hash, api_key_last4,
+    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+    reasoning_tokens, attempt, status, error_type, http_status, latency_ms, outcome,
+    prompt_hash, prefix_hash, NULL::BIGINT AS local_input_tokens, reported_cost_usd,
+    CASE WHEN tags_raw IS NULL OR tags_raw::VARCHAR = '{{}}' THEN NULL
+         WHEN contains(tags_raw::VARCHAR, 'sk-') OR contains(tags_raw::VARCHAR, 'Bearer')
+              OR contains(tags_raw::VARCHAR, 'AKIA')
+         THEN regexp_replace(tags_raw::VARCHAR, '{_SECRET_PATTERN}', '[redacted]', 'g')::JSON
+         ELSE tags_raw END AS tags"""
+
+
 def stage_select(relation: str) -> str:
-    """SELECT producing stage rows from ``relation`` (line_no, line, bad).
+    """Exact path: stage rows from ``relation`` (line_no, line, bad), one line at a time.
 
     ``bad`` is a reason decided before parsing (undecodable or oversized line).
     """
     text_cols = ",\n        ".join(f"NULLIF(trim(j.{q(f)}), '') AS {q(f)}" for f in TEXT_FIELDS)
     count_cols = ",\n        ".join(f"{_count(f)} AS {f}" for f in COUNT_FIELDS)
     count_reasons = "\n        ".join(_count_reason(f) for f in COUNT_FIELDS)
-    hash_key = KEY_HASH_SQL.format("j.api_key")
-    hash_prompt = KEY_HASH_SQL.format("j.prompt_hash")
-    hash_prefix = KEY_HASH_SQL.format("j.prefix_hash")
+    extra = f"CASE WHEN len(extra_keys) > 0 THEN {_EXTRA} END"
     return f"""
 WITH src AS (
     SELECT line_no, bad, line, bad IS NULL AND json_valid(line) AS ok,
@@ -181,7 +233,7 @@ WITH src AS (
         CASE WHEN ok AND is_obj THEN list_filter(json_keys(line), lambda k: NOT list_contains({_KNOWN_LIST}, k)) END AS extra_keys,
         CASE WHEN ok AND is_obj THEN line END AS line
     FROM src
-), typed AS (
+), typed AS MATERIALIZED (
     SELECT line_no, bad, ok, is_obj, j,
         {_TS_SQL} AS ts,
         {text_cols},
@@ -191,20 +243,9 @@ WITH src AS (
         TRY_CAST(j.http_status AS INTEGER) AS http_status,
         TRY_CAST(j.latency_ms AS DOUBLE) AS latency_ms,
         {_OUTCOME_SQL} AS outcome,
-        CASE WHEN j.api_key IS NOT NULL AND j.api_key <> '' THEN {hash_key} END AS api_key_hash,
-        CASE WHEN j.api_key IS NOT NULL AND j.api_key <> '' THEN right(j.api_key, 4) END AS api_key_last4,
-        CASE WHEN j.prompt_hash IS NOT NULL THEN {hash_prompt} END AS prompt_hash,
-        CASE WHEN j.prefix_hash IS NOT NULL THEN {hash_prefix} END AS prefix_hash,
+        {_KEY_COLUMNS},
         TRY_CAST(j.cost_usd AS DECIMAL(38,12)) AS reported_cost_usd,
-        CASE
-            WHEN len(extra_keys) > 0 AND json_type(j.tags) = 'OBJECT'
-                THEN json_merge_patch({_EXTRA}, j.tags)
-            WHEN len(extra_keys) > 0 AND j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL'
-                THEN json_merge_patch({_EXTRA}, json_object('tags', j.tags))
-            WHEN len(extra_keys) > 0 THEN {_EXTRA}
-            WHEN json_type(j.tags) = 'OBJECT' THEN j.tags
-            WHEN j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL' THEN json_object('tags', j.tags)
-        END AS tags_raw
+        {_tags_sql(extra)} AS tags_raw
     FROM parsed
 )
 SELECT line_no,
@@ -212,27 +253,97 @@ SELECT line_no,
         WHEN bad IS NOT NULL THEN bad
         WHEN NOT ok THEN 'invalid JSON (malformed or truncated line)'
         WHEN NOT is_obj THEN 'not a JSON object'
-        WHEN j.ts IS NULL THEN 'missing ts'
-        WHEN ts IS NULL THEN 'invalid ts: ' || left(j.ts, 40)
-        WHEN ts < TIMESTAMP '2000-01-01' OR ts >= TIMESTAMP '2100-01-01' THEN 'ts out of range: ' || left(j.ts, 40)
-        WHEN model IS NULL THEN 'missing model'
+        {_TS_REASONS}
         {count_reasons}
         WHEN reasoning_tokens > output_tokens THEN 'reasoning_tokens (' || reasoning_tokens || ') exceeds output_tokens (' || output_tokens || ')'
         WHEN attempt IS NULL OR attempt < 1 THEN 'attempt is not a positive whole number: ' || left(j.attempt, 30)
-        WHEN status IS NULL THEN 'unknown status: ' || left(j.status, 30) || ' (expected ok or error)'
-        WHEN j.cost_usd IS NOT NULL AND reported_cost_usd IS NULL THEN 'cost_usd is not a finite number: ' || left(j.cost_usd, 30)
+        {_TAIL_REASONS}
     END AS reason,
-    ts, request_id, trace_id, span_id, parent_span_id, session_id, provider, model,
-    service_tier, workflow, team, tenant, "user", agent, prompt_version, environment, project,
-    api_key_hash, api_key_last4,
-    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
-    reasoning_tokens, attempt, status, error_type, http_status, latency_ms, outcome,
-    prompt_hash, prefix_hash, NULL::BIGINT AS local_input_tokens, reported_cost_usd,
-    CASE WHEN tags_raw IS NOT NULL AND tags_raw::VARCHAR <> '{{}}'
-        THEN regexp_replace(tags_raw::VARCHAR, '{_SECRET_PATTERN}', '[redacted]', 'g')::JSON END AS tags
+    {_OUTPUT_COLUMNS}
 FROM typed
 """
 
+
+# --- fast path: DuckDB's typed JSON reader -------------------------------------------------
+# Token counts are read as DOUBLE so that 12.5 is seen (a BIGINT column would round it);
+# anything the reader cannot convert ("lots", a truncated line) raises, and the exact
+# path takes over for the whole file.
+_FAST_TYPES = {
+    **{f: "VARCHAR" for f in TEXT_FIELDS},
+    **{f: "DOUBLE" for f in COUNT_FIELDS},
+    "ts": "VARCHAR", "api_key": "VARCHAR", "attempt": "DOUBLE", "status": "VARCHAR",
+    "http_status": "DOUBLE", "latency_ms": "DOUBLE", "outcome": "VARCHAR",
+    "prompt_hash": "VARCHAR", "prefix_hash": "VARCHAR", "cost_usd": "VARCHAR", "tags": "JSON",
+}
+_MAX_EXACT = 9007199254740992  # 2**53: larger counts cannot be read exactly as DOUBLE
+
+
+def _num_text(expr: str) -> str:
+    return f"CASE WHEN {expr} = floor({expr}) THEN ({expr})::HUGEINT::VARCHAR ELSE ({expr})::VARCHAR END"
+
+
+def _fast_count_reason(field: str) -> str:
+    v = f"j.{field}"
+    return (
+        f"WHEN {v} < 0 THEN 'negative {field}: ' || {_num_text(v)} "
+        f"WHEN {v} <> floor({v}) THEN '{field} is not a whole number: ' || {_num_text(v)} "
+        f"WHEN {v} >= {_MAX_EXACT} THEN '{field} out of range: ' || {_num_text(v)}"
+    )
+
+
+def fast_columns(extra: list[str]) -> str:
+    """The ``columns`` argument of read_json: known keys typed, unknown keys as JSON."""
+    cols = {**_FAST_TYPES, **{k: "JSON" for k in extra}}
+    return "{" + ", ".join(f"'{k.replace(chr(39), chr(39) * 2)}': '{t}'" for k, t in cols.items()) + "}"
+
+
+def fast_select(relation: str, extra: list[str]) -> str:
+    """Stage rows from the typed reader's ``relation`` (line_no plus typed columns as ``j``)."""
+    text_cols = ",\n        ".join(f"NULLIF(trim(j.{q(f)}), '') AS {q(f)}" for f in TEXT_FIELDS)
+    count_cols = ",\n        ".join(
+        f"CASE WHEN j.{f} IS NULL THEN 0 WHEN j.{f} >= 0 AND j.{f} = floor(j.{f}) "
+        f"AND j.{f} < {_MAX_EXACT} THEN j.{f}::BIGINT END AS {f}"
+        for f in COUNT_FIELDS
+    )
+    count_reasons = "\n        ".join(_fast_count_reason(f) for f in COUNT_FIELDS)
+    if extra:
+        pairs = ", ".join(f"'{k.replace(chr(39), chr(39) * 2)}', j.{q(k)}" for k in extra)
+        extra_obj = f"json_object({pairs})"
+        extra_sql = f"CASE WHEN {' OR '.join(f'j.{q(k)} IS NOT NULL' for k in extra)} THEN json_strip_nulls({extra_obj}) END"
+    else:
+        extra_sql = "NULL::JSON"
+    return f"""
+WITH typed AS MATERIALIZED (
+    SELECT line_no, j,
+        {_TS_SQL} AS ts,
+        {text_cols},
+        {count_cols},
+        CASE WHEN j.attempt IS NULL THEN 1 WHEN j.attempt = floor(j.attempt) AND j.attempt < 2147483647 THEN j.attempt::INTEGER END AS attempt,
+        {_STATUS_SQL.replace("TRY_CAST(j.http_status AS INTEGER)", "j.http_status")} AS status,
+        CASE WHEN j.http_status BETWEEN 0 AND 999 THEN j.http_status::INTEGER END AS http_status,
+        j.latency_ms AS latency_ms,
+        {_OUTCOME_SQL} AS outcome,
+        {_KEY_COLUMNS},
+        TRY_CAST(j.cost_usd AS DECIMAL(38,12)) AS reported_cost_usd,
+        {_tags_sql(extra_sql)} AS tags_raw
+    FROM (SELECT line_no, struct_pack(*COLUMNS(* EXCLUDE (line_no))) AS j FROM {relation})
+)
+SELECT line_no,
+    CASE
+        {_TS_REASONS}
+        {count_reasons}
+        WHEN reasoning_tokens > output_tokens THEN 'reasoning_tokens (' || reasoning_tokens || ') exceeds output_tokens (' || output_tokens || ')'
+        WHEN attempt IS NULL OR attempt < 1 THEN 'attempt is not a positive whole number: ' || {_num_text("j.attempt")}
+        {_TAIL_REASONS}
+    END AS reason,
+    {_OUTPUT_COLUMNS}
+FROM typed
+"""
+
+
+# Unknown keys: the columns DuckDB detects in its sample of the file (the first 20,480
+# records, as a bare read_json would see them).
+_SAMPLE_SQL = "SELECT * FROM read_json($path, format = 'newline_delimited') LIMIT 0"
 
 _FAST_READ = r"""(SELECT row_number() OVER () AS line_no, line, NULL::VARCHAR AS bad FROM read_csv($path,
     columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
@@ -269,21 +380,32 @@ class NativeIngester:
         import duckdb
 
         con.execute(stage_ddl())
-        select = stage_select(_FAST_READ)
         if not src.has_cr:
             try:
-                con.execute(
-                    f"INSERT INTO stage {select}",
-                    {"path": str(src.data_path), "secret": ctx.secret},
-                )
-                lines = con.execute(_FAST_COUNT, {"path": str(src.data_path)}).fetchall()[0][0]
-                if lines == src.line_count:
+                if self._stage_fast(con, src, ctx):
                     return self._records(con)
             except duckdb.Error:
-                pass
+                pass  # malformed content: the exact path finds and names every bad line
             con.execute(stage_ddl())
         self._stage_exact(con, src, ctx)
         return self._records(con)
+
+    @staticmethod
+    def _stage_fast(con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> bool:
+        """Typed read of a clean file; False when line numbers could not be trusted."""
+        path = str(src.data_path)
+        sample = con.execute(_SAMPLE_SQL, {"path": path})
+        extra = [d[0] for d in sample.description if d[0] not in KNOWN]
+        sample.fetchall()
+        relation = (
+            "(SELECT row_number() OVER () AS line_no, * FROM read_json($path, "
+            f"format = 'newline_delimited', columns = {fast_columns(extra)}, "
+            "maximum_object_size = 16777216))"
+        )
+        con.execute(f"INSERT INTO stage {fast_select(relation, extra)}",
+                    {"path": path, "secret": ctx.secret})
+        # The reader skips blank lines: only when none were skipped is row N line N.
+        return bool(con.execute("SELECT count(*) FROM stage").fetchall()[0][0] == src.line_count)
 
     @staticmethod
     def _records(con: duckdb.DuckDBPyConnection) -> int:
