@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -137,7 +138,7 @@ def test_failure_mid_load_leaves_the_database_as_before(
 def test_conservation_failure_rolls_back(
     tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(load_module, "_COUNTS_SQL", "SELECT 1, 0")  # pretend a row vanished
+    monkeypatch.setattr(load_module, "_FILE_COUNTS_SQL", "SELECT 1, 0 WHERE $file_id > 0")
     with pytest.raises(InputError, match="conservation check failed"):
         load(con, DATA / "ingest" / "tokenaudit" / "bad_lines.jsonl")
     assert con.execute("SELECT count(*) FROM usage_events").fetchall()[0][0] == 0
@@ -205,21 +206,20 @@ def _rows_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object
     from tests.conftest import usage_rows
     from tokenaudit.ingest import native
 
-    fast_used: list[bool] = []
-    original = native.NativeIngester._stage_fast
+    staged: list[bool] = []
+    original = native.NativeIngester.stage
 
-    def spy(*args: object) -> bool:
-        ok = original(*args)  # type: ignore[arg-type]
-        fast_used.append(ok)
-        return ok
+    def spy(self: native.NativeIngester, *args: Any) -> int:
+        staged.append(True)
+        return original(self, *args)
 
+    monkeypatch.setattr(native.NativeIngester, "stage", spy)
     with db.connect(":memory:") as c:
-        monkeypatch.setattr(native.NativeIngester, "_stage_fast", staticmethod(spy))
         load(c, path)
         fast = (usage_rows(c), quarantine_rows(c))
-    assert fast_used == [True], "the clean file should take the fast path"
+    assert staged == [], "the clean file should take the fast path"
     with db.connect(":memory:") as c:
-        monkeypatch.setattr(native.NativeIngester, "_stage_fast", staticmethod(lambda *a: False))
+        monkeypatch.setattr(native.NativeIngester, "stream", lambda *a: None)
         load(c, path)
         exact = (usage_rows(c), quarantine_rows(c))
     return fast, exact

@@ -56,7 +56,6 @@ def ingest(
     config = config or load_config()
     options = IngestOptions(input_format, price_settings(config), config.attribution)
     with db.connect(db_path) as con:
-        ensure_prices(con, options.prices)  # re-prices stored calls if price files changed
         results = run(con, paths, options, on_file)
         quarantine: dict[str, list[tuple[int, str]]] = {}
         for r in results:

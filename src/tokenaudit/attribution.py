@@ -74,8 +74,15 @@ def _path_sql(src: str) -> str:
     return q(src)
 
 
-def apply(con: duckdb.DuckDBPyConnection, section: dict[str, Any], table: str = "stage") -> None:
-    """Fill empty dimensions of ``table`` by the rules (one UPDATE per rule kind)."""
+def apply(
+    con: duckdb.DuckDBPyConnection,
+    section: dict[str, Any],
+    table: str = "usage_events",
+    where: str = "true",
+    params: list[Any] | None = None,
+) -> None:
+    """Fill empty dimensions of ``table``'s rows matching ``where`` by the rules."""
+    params = params or []
     sets: list[str] = []
     for dim in TARGETS:
         rule = section.get(dim)
@@ -84,13 +91,13 @@ def apply(con: duckdb.DuckDBPyConnection, section: dict[str, Any], table: str = 
         sources = [rule] if isinstance(rule, str) else list(rule)
         sets.append(f"{q(dim)} = coalesce({q(dim)}, {', '.join(_path_sql(s) for s in sources)})")
     if sets:
-        con.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE reason IS NULL")
+        con.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {where}", params)
     for kind, column in (("api_keys", "api_key_last4"), ("projects", "project")):
         mapping = section.get(kind) or {}
         for ident, dims in mapping.items():
             ident = str(ident).lstrip("….*")
             assigns = ", ".join(f"{q(d)} = coalesce({q(d)}, ?)" for d in dims)
             con.execute(
-                f"UPDATE {table} SET {assigns} WHERE reason IS NULL AND {q(column)} = ?",
-                [*[str(v) for v in dims.values()], ident],
+                f"UPDATE {table} SET {assigns} WHERE ({where}) AND {q(column)} = ?",
+                [*[str(v) for v in dims.values()], *params, ident],
             )

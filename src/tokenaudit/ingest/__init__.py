@@ -66,7 +66,9 @@ def ingest(
 ) -> list[FileResult]:
     """Load every file under ``paths``; return one result per file."""
     from tokenaudit.db import install_secret
+    from tokenaudit.pricing import ensure_prices
 
+    ensure_prices(con, options.prices)  # re-prices stored calls if price files changed
     forced = get(options.input_format) if options.input_format else None
     files = list(walk(paths))
     explicit = {p.resolve() for p in paths if p.is_file()}

@@ -41,6 +41,18 @@ class StageContext:
         return hashlib.sha256(f"{self.secret}:{value}".encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """A file read in one streaming pass: ``relation`` yields stage rows (line_no, reason and
+    the stage columns) and must account for exactly ``records`` records, else the loader
+    falls back to ``stage``. ``models_sql`` lists (provider, model) pairs of a sample."""
+
+    relation: str
+    params: dict[str, Any]
+    records: int
+    models_sql: str | None = None
+
+
 class Ingester(Protocol):
     name: str
     kind: str  # "usage" | "billing" | "outcomes"
@@ -49,6 +61,10 @@ class Ingester(Protocol):
     def sniff(self, src: Source) -> bool: ...
 
     def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int: ...
+
+
+# An ingester may also offer ``stream(con, src, ctx) -> Streamed | None`` for big files:
+# one pass straight into the store, no staging table (see ingest.native).
 
 
 # --- helpers for formats parsed in Python (small and nested formats) -----------------------

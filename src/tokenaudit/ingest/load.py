@@ -8,14 +8,12 @@ must equal the records the ingester read, or the whole file is rolled back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit import attribution
 from tokenaudit.errors import InputError
-from tokenaudit.ingest.base import StageContext
+from tokenaudit.ingest.base import StageContext, Streamed
 from tokenaudit.model import USAGE_STAGE_NAMES, q
 from tokenaudit.pricing import PriceSettings, cost_sql, ensure_prices, price_join
 
@@ -64,40 +62,60 @@ WHERE reason IS NULL AND (ts IS NULL OR model IS NULL OR trim(model) = ''
              output_tokens, reasoning_tokens) < 0
     OR reasoning_tokens > output_tokens)"""
 
-_DUP_COUNT_SQL = """SELECT count(request_id) - count(DISTINCT request_id) FROM stage
-WHERE reason IS NULL"""
+# Later copies of a request id within the file, and ids already loaded from another file,
+# move from usage_events to quarantine after the insert (both rare: counted first).
+_DUP_COUNT_SQL = """SELECT count(request_id) - count(DISTINCT request_id) FROM usage_events
+WHERE file_id = $file_id"""
 
-# Later copies of a request id within the file are quarantined, pointing at the first.
-_DUP_MARK_SQL = """UPDATE stage
-SET reason = 'duplicate request_id (first at line ' || d.first_line || ')'
+_SEEN_COUNT_SQL = """SELECT count(*) FROM usage_events
+WHERE file_id = $file_id AND request_id IN (
+    SELECT request_id FROM usage_events WHERE file_id <> $file_id AND request_id IS NOT NULL)"""
+
+_DUPS_SQL = """CREATE OR REPLACE TEMP TABLE _dups AS
+SELECT line_no, 'duplicate request_id (first at line ' || first_line || ')' AS reason
 FROM (
     SELECT line_no, min(line_no) OVER (PARTITION BY request_id) AS first_line
-    FROM stage WHERE reason IS NULL AND request_id IS NOT NULL
-) d
-WHERE stage.line_no = d.line_no AND d.first_line <> d.line_no"""
+    FROM usage_events WHERE file_id = $file_id AND request_id IS NOT NULL
+) WHERE line_no <> first_line"""
 
-_SEEN_COUNT_SQL = """SELECT count(*) FROM stage s SEMI JOIN usage_events e USING (request_id)
-WHERE s.reason IS NULL"""
+_SEEN_SQL = """INSERT INTO _dups
+SELECT e.line_no, 'request_id already loaded from ' || f.path
+FROM usage_events e
+JOIN (SELECT request_id, min(file_id) AS first_file FROM usage_events
+      WHERE file_id <> $file_id AND request_id IS NOT NULL GROUP BY request_id) o USING (request_id)
+JOIN files f ON f.file_id = o.first_file
+WHERE e.file_id = $file_id AND e.line_no NOT IN (SELECT line_no FROM _dups)"""
 
-_SEEN_MARK_SQL = """UPDATE stage SET reason = 'request_id already loaded from ' || f.path
-FROM usage_events e JOIN files f USING (file_id)
-WHERE stage.reason IS NULL AND stage.request_id = e.request_id"""
+_MOVE_DUPS_SQL = (
+    "INSERT INTO quarantine SELECT $file_id, line_no, reason FROM _dups",
+    "DELETE FROM usage_events WHERE file_id = $file_id AND line_no IN (SELECT line_no FROM _dups)",
+    "DROP TABLE _dups",
+)
 
 _INSERT_EVENTS_SQL = """INSERT INTO usage_events
 SELECT $file_id AS file_id, s.line_no, $source AS source, {cols_a},
     r.model_id, {cols_b}, {cost} AS cost_usd, p.price_id, s.tags
-FROM stage s {join}
+FROM ({relation}) s {join}
 WHERE s.reason IS NULL"""
 
 _INSERT_QUARANTINE_SQL = """INSERT INTO quarantine
-SELECT $file_id, line_no, reason FROM stage WHERE reason IS NOT NULL"""
+SELECT $file_id, line_no, reason FROM ({relation}) WHERE reason IS NOT NULL"""
 
-_COUNTS_SQL = """SELECT count(*) FILTER (WHERE reason IS NULL),
-    count(*) FILTER (WHERE reason IS NOT NULL)
-FROM stage"""
+# Calls whose model was first seen after the sample: price them now.
+_REPRICE_FILE_SQL = """UPDATE usage_events AS u
+SET cost_usd = c.cost_usd, price_id = c.price_id, model_id = c.model_id
+FROM (
+    SELECT s.rowid AS rid, {cost} AS cost_usd, p.price_id, r.model_id
+    FROM usage_events s {join}
+    WHERE s.file_id = $file_id AND s.price_id IS NULL AND r.status = 'priced'
+) c
+WHERE u.rowid = c.rid"""
+
+_FILE_COUNTS_SQL = """SELECT (SELECT count(*) FROM usage_events WHERE file_id = $file_id),
+    (SELECT count(*) FROM quarantine WHERE file_id = $file_id)"""
 
 
-def _insert_events_sql() -> str:
+def _insert_events_sql(relation: str) -> str:
     names = list(USAGE_STAGE_NAMES)
     names.remove("tags")
     before = names[: names.index("model") + 1]
@@ -107,7 +125,12 @@ def _insert_events_sql() -> str:
         cols_b=", ".join(f"s.{q(c)}" for c in after),
         cost=cost_sql("s"),
         join=price_join("s"),
+        relation=relation,
     )
+
+
+class _Mismatch(Exception):
+    """The streaming reader did not account for every line: use the staged path."""
 
 
 def load_file(
@@ -131,16 +154,37 @@ def load_file(
             0,
             f"same content as {seen[0][0]}",
         )
-    # Staging fills only a TEMP table, outside the transaction, so that a fast
-    # reader that gives up can fall back without aborting the transaction.
+    if ingester.kind != "usage":
+        raise InputError(f"{src.path}: {ingester.kind} files are not supported yet")
+    stream = getattr(ingester, "stream", None)
+    streamed = stream(con, src, ctx) if stream is not None else None
+    if streamed is not None:
+        import duckdb
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _resolve_sample(con, prices, streamed)
+            result = _load(con, src, ingester, streamed, prices, mapping)
+            con.execute("COMMIT")
+            return result
+        except (_Mismatch, duckdb.InvalidInputException, duckdb.ConversionException):
+            con.execute("ROLLBACK")  # malformed content: the staged path names every bad line
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    # Staging fills only a TEMP table, outside the transaction.
     try:
         read = ingester.stage(con, src, ctx)
+        con.execute(_GENERIC_CHECKS_SQL)
     except BaseException:
         con.execute("DROP TABLE IF EXISTS stage")
         raise
     con.execute("BEGIN TRANSACTION")
     try:
-        result = _load(con, src, ingester, read, prices, mapping)
+        ensure_prices(con, prices, stage="stage")
+        result = _load(
+            con, src, ingester, Streamed("SELECT * FROM stage", {}, read), prices, mapping
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -150,34 +194,51 @@ def load_file(
     return result
 
 
+def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The named parameters ``sql`` uses (DuckDB rejects extra ones)."""
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _resolve_sample(con: duckdb.DuckDBPyConnection, prices: PriceSettings, s: Streamed) -> None:
+    """Resolve the models of a sample up front, so that the insert prices nearly every call."""
+    from tokenaudit.pricing import resolve_pairs
+
+    if s.models_sql:
+        pairs = con.execute(s.models_sql, _bind(s.models_sql, s.params)).fetchall()
+        resolve_pairs(con, prices, [(str(a), str(b)) for a, b in pairs])
+
+
 def _load(
     con: duckdb.DuckDBPyConnection,
     src: Source,
     ingester: Ingester,
-    read: int,
+    s: Streamed,
     prices: PriceSettings,
     mapping: dict[str, Any],
 ) -> FileResult:
-    if ingester.kind != "usage":
-        raise InputError(f"{src.path}: {ingester.kind} files are not supported yet")
-    con.execute(_GENERIC_CHECKS_SQL)
-    if mapping:
-        attribution.apply(con, mapping)
-    if con.execute(_DUP_COUNT_SQL).fetchall()[0][0]:
-        con.execute(_DUP_MARK_SQL)
-    has_events = con.execute("SELECT EXISTS (SELECT 1 FROM usage_events)").fetchall()[0][0]
-    if has_events and con.execute(_SEEN_COUNT_SQL).fetchall()[0][0]:
-        con.execute(_SEEN_MARK_SQL)
-    ensure_prices(con, prices, stage="stage")
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
-    loaded, quarantined = (int(x) for x in con.execute(_COUNTS_SQL).fetchall()[0])
-    if loaded + quarantined != read:
+    ids = {"file_id": file_id}
+    params = {**s.params, **ids, "source": ingester.name}
+    insert = _insert_events_sql(s.relation)
+    loaded = con.execute(insert, _bind(insert, params)).fetchall()[0][0]
+    quarantined = 0
+    if loaded < s.records:
+        qsql = _INSERT_QUARANTINE_SQL.format(relation=s.relation)
+        quarantined = con.execute(qsql, _bind(qsql, params)).fetchall()[0][0]
+    if loaded + quarantined != s.records:
+        if s.relation != "SELECT * FROM stage":
+            raise _Mismatch
         raise InputError(
             f"{src.path}: conservation check failed: {loaded} loaded + {quarantined} "
-            f"quarantined != {read} records read; nothing was written"
+            f"quarantined != {s.records} records read; nothing was written"
         )
-    con.execute(_insert_events_sql(), {"file_id": file_id, "source": ingester.name})
-    con.execute(_INSERT_QUARANTINE_SQL, {"file_id": file_id})
+    _move_duplicates(con, ids)
+    if mapping:
+        attribution.apply(con, mapping, table="usage_events", where="file_id = ?", params=[file_id])
+    _price_late_models(con, prices, ids)
+    loaded, quarantined = (int(x) for x in con.execute(_FILE_COUNTS_SQL, ids).fetchall()[0])
+    if loaded + quarantined != s.records:
+        raise InputError(f"{src.path}: conservation check failed after dedupe; nothing was written")
     con.execute(
         "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -187,7 +248,7 @@ def _load(
             src.size_bytes,
             ingester.name,
             ingester.kind,
-            read,
+            s.records,
             loaded,
             quarantined,
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -198,18 +259,38 @@ def _load(
         ingester.name,
         ingester.kind,
         "loaded",
-        read,
+        s.records,
         loaded,
         quarantined,
         file_id=file_id,
     )
 
 
-ProgressFn = Callable[[str, int, int], None]  # (path, done_files, total_files)
+def _move_duplicates(con: duckdb.DuckDBPyConnection, ids: dict[str, int]) -> None:
+    within = con.execute(_DUP_COUNT_SQL, ids).fetchall()[0][0]
+    others = con.execute(
+        "SELECT EXISTS (SELECT 1 FROM usage_events WHERE file_id <> $file_id)", ids
+    ).fetchall()[0][0]
+    seen = con.execute(_SEEN_COUNT_SQL, ids).fetchall()[0][0] if others else 0
+    if not within and not seen:
+        return
+    con.execute(_DUPS_SQL, ids)
+    if seen:
+        con.execute(_SEEN_SQL, ids)
+    for sql in _MOVE_DUPS_SQL:
+        con.execute(sql, ids if "$file_id" in sql else None)
 
 
-def relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+def _price_late_models(
+    con: duckdb.DuckDBPyConnection, prices: PriceSettings, ids: dict[str, int]
+) -> None:
+    from tokenaudit.pricing import resolve_pairs
+
+    new = con.execute(
+        "SELECT DISTINCT coalesce(lower(provider), ''), model FROM usage_events "
+        "WHERE file_id = $file_id AND price_id IS NULL",
+        ids,
+    ).fetchall()
+    added = resolve_pairs(con, prices, [(str(a), str(b)) for a, b in new])
+    if added:
+        con.execute(_REPRICE_FILE_SQL.format(cost=cost_sql("s"), join=price_join("s")), ids)

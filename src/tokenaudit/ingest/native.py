@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tokenaudit.ingest.base import KEY_HASH_SQL, StageContext
+from tokenaudit.ingest.base import KEY_HASH_SQL, StageContext, Streamed
 from tokenaudit.model import q, stage_ddl
 
 if TYPE_CHECKING:
@@ -269,8 +269,8 @@ FROM typed
 # anything the reader cannot convert ("lots", a truncated line) raises, and the exact
 # path takes over for the whole file.
 _FAST_TYPES = {
-    **{f: "VARCHAR" for f in TEXT_FIELDS},
-    **{f: "DOUBLE" for f in COUNT_FIELDS},
+    **dict.fromkeys(TEXT_FIELDS, "VARCHAR"),
+    **dict.fromkeys(COUNT_FIELDS, "DOUBLE"),
     "ts": "VARCHAR", "api_key": "VARCHAR", "attempt": "DOUBLE", "status": "VARCHAR",
     "http_status": "DOUBLE", "latency_ms": "DOUBLE", "outcome": "VARCHAR",
     "prompt_hash": "VARCHAR", "prefix_hash": "VARCHAR", "cost_usd": "VARCHAR", "tags": "JSON",
@@ -293,7 +293,7 @@ def _fast_count_reason(field: str) -> str:
 
 def fast_columns(extra: list[str]) -> str:
     """The ``columns`` argument of read_json: known keys typed, unknown keys as JSON."""
-    cols = {**_FAST_TYPES, **{k: "JSON" for k in extra}}
+    cols = {**_FAST_TYPES, **dict.fromkeys(extra, "JSON")}
     return "{" + ", ".join(f"'{k.replace(chr(39), chr(39) * 2)}': '{t}'" for k, t in cols.items()) + "}"
 
 
@@ -345,13 +345,10 @@ FROM typed
 # records, as a bare read_json would see them).
 _SAMPLE_SQL = "SELECT * FROM read_json($path, format = 'newline_delimited') LIMIT 0"
 
-_FAST_READ = r"""(SELECT row_number() OVER () AS line_no, line, NULL::VARCHAR AS bad FROM read_csv($path,
-    columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
-    auto_detect = false, strict_mode = false, new_line = '\n', max_line_size = 16777216))"""
-
-_FAST_COUNT = r"""SELECT count(*) FROM read_csv($path,
-    columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', header = false,
-    auto_detect = false, strict_mode = false, new_line = '\n', max_line_size = 16777216)"""
+_MODELS_SQL = """SELECT DISTINCT coalesce(lower(provider), ''), model FROM (
+    SELECT provider, model FROM read_json($path, format = 'newline_delimited',
+        columns = {'provider': 'VARCHAR', 'model': 'VARCHAR'}) LIMIT 20480)
+WHERE model IS NOT NULL"""
 
 ARROW_BLOCK = 64 << 20
 MAX_LINE = 16 << 20
@@ -376,36 +373,34 @@ class NativeIngester:
             return isinstance(obj, dict) and "ts" in obj and "model" in obj
         return False
 
-    def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
+    def stream(
+        self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext
+    ) -> Streamed | None:
+        """The fast path: DuckDB's typed reader, one pass; None when it cannot apply."""
         import duckdb
 
+        if src.has_cr:
+            return None  # carriage returns: the exact path keeps line numbers right
+        params = {"path": str(src.data_path), "secret": ctx.secret}
+        try:
+            sample = con.execute(_SAMPLE_SQL, {"path": params["path"]})
+            extra = [d[0] for d in sample.description if d[0] not in KNOWN]
+            sample.fetchall()
+        except duckdb.Error:
+            return None  # not even the first records parse
+        relation = (
+            "SELECT row_number() OVER () AS line_no, * FROM read_json($path, "
+            f"format = 'newline_delimited', columns = {fast_columns(extra)}, "
+            "maximum_object_size = 16777216)"
+        )
+        # Blank lines are skipped by the reader: then the count differs and the exact path runs.
+        return Streamed(fast_select(f"({relation})", extra), params, src.line_count, _MODELS_SQL)
+
+    def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
+        """The exact path: every line read and judged on its own."""
         con.execute(stage_ddl())
-        if not src.has_cr:
-            try:
-                if self._stage_fast(con, src, ctx):
-                    return self._records(con)
-            except duckdb.Error:
-                pass  # malformed content: the exact path finds and names every bad line
-            con.execute(stage_ddl())
         self._stage_exact(con, src, ctx)
         return self._records(con)
-
-    @staticmethod
-    def _stage_fast(con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> bool:
-        """Typed read of a clean file; False when line numbers could not be trusted."""
-        path = str(src.data_path)
-        sample = con.execute(_SAMPLE_SQL, {"path": path})
-        extra = [d[0] for d in sample.description if d[0] not in KNOWN]
-        sample.fetchall()
-        relation = (
-            "(SELECT row_number() OVER () AS line_no, * FROM read_json($path, "
-            f"format = 'newline_delimited', columns = {fast_columns(extra)}, "
-            "maximum_object_size = 16777216))"
-        )
-        con.execute(f"INSERT INTO stage {fast_select(relation, extra)}",
-                    {"path": path, "secret": ctx.secret})
-        # The reader skips blank lines: only when none were skipped is row N line N.
-        return bool(con.execute("SELECT count(*) FROM stage").fetchall()[0][0] == src.line_count)
 
     @staticmethod
     def _records(con: duckdb.DuckDBPyConnection) -> int:

@@ -109,6 +109,34 @@ def ensure_prices(
     return repriced
 
 
+def resolve_pairs(
+    con: duckdb.DuckDBPyConnection, settings: PriceSettings, pairs: list[tuple[str, str]]
+) -> int:
+    """Resolve the (provider, model) pairs not seen before; return how many got a price."""
+    if not pairs:
+        return 0
+    con.execute("CREATE OR REPLACE TEMP TABLE _pairs (provider VARCHAR, model VARCHAR)")
+    con.executemany("INSERT INTO _pairs VALUES (?, ?)", pairs)
+    new = [
+        (str(a), str(b))
+        for a, b in con.execute(
+            "SELECT DISTINCT provider, model FROM _pairs ANTI JOIN model_resolution "
+            "USING (provider, model) ORDER BY 1, 2"
+        ).fetchall()
+    ]
+    con.execute("DROP TABLE _pairs")
+    if not new:
+        return 0
+    _resolve(con, new, userfile.load(settings.files()))
+    return int(
+        con.execute(
+            "SELECT count(*) FROM model_resolution r WHERE status = 'priced' AND "
+            "(provider, model) IN (SELECT unnest(?), unnest(?))",
+            [[a for a, _ in new], [b for _, b in new]],
+        ).fetchall()[0][0]
+    )
+
+
 def resolve_model(con: duckdb.DuckDBPyConnection, settings: PriceSettings, model: str) -> None:
     """Make sure ``model`` (with no provider) has a resolution row, for ``prices MODEL``."""
     known = con.execute(
