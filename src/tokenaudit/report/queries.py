@@ -5,8 +5,10 @@ accepted outcome) are computed here in Python ``Decimal`` from those sums, so a
 report's rows always add up to its totals to the last decimal.
 
 Cost per accepted outcome is trace-level: the cost of all calls of a group
-divided by the accepted outcomes of the traces (or sessions, or lone calls)
-those calls belong to. A trace's outcome is its last non-null outcome.
+divided by the accepted outcomes of its traces (a trace is ``trace_id``, else
+``session_id``, else a lone call). A trace's outcome is its last non-null outcome,
+counted once, in the group of the call that carries it; so outcome counts, like
+costs, add up to the totals.
 """
 
 from __future__ import annotations
@@ -79,28 +81,34 @@ class Filters:
         }
 
 
-# One row per group: counts and exact sums. {dims} are whitelisted expressions.
+# One row per group: counts and exact sums, plus the outcomes of the traces whose final
+# outcome-carrying call falls in the group (so outcome counts add up to the totals).
+# A trace is trace_id, else session_id, else the call alone. {dims*} are whitelisted.
 ROLLUP_SQL = """
 WITH ev AS (
-    SELECT *, coalesce(trace_id, session_id, 'call:' || file_id || ':' || line_no) AS unit
-    FROM usage_events WHERE {where}
-), unit_outcome AS (
-    SELECT unit, arg_max(outcome, ts) FILTER (WHERE outcome IS NOT NULL) AS outcome
-    FROM ev GROUP BY unit
+    SELECT * FROM usage_events WHERE {where}
 ), grouped AS (
     SELECT {dims_select},
         count(*) AS requests,
         {token_sums},
         sum(cost_usd) AS cost_usd,
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_requests,
-        count(*) FILTER (WHERE attempt > 1) AS retries,
-        count(DISTINCT ev.unit) FILTER (WHERE uo.outcome IS NOT NULL) AS outcomes,
-        count(DISTINCT ev.unit) FILTER (WHERE uo.outcome = 'accepted') AS accepted,
-        count(DISTINCT ev.unit) FILTER (WHERE uo.outcome IN ('rejected', 'escalated')) AS rejected
-    FROM ev LEFT JOIN unit_outcome uo USING (unit)
-    GROUP BY {dims_group}
+        count(*) FILTER (WHERE attempt > 1) AS retries
+    FROM ev GROUP BY {dims_group}
+), last_outcome AS (
+    SELECT arg_max({dims_struct}, (ts, file_id, line_no)) AS last
+    FROM ev WHERE outcome IS NOT NULL
+    GROUP BY coalesce(trace_id, session_id, 'call:' || file_id || ':' || line_no)
+), outcomes AS (
+    SELECT {dims_from_last},
+        count(*) AS outcomes,
+        count(*) FILTER (WHERE last.outcome = 'accepted') AS accepted,
+        count(*) FILTER (WHERE last.outcome IN ('rejected', 'escalated')) AS rejected
+    FROM last_outcome GROUP BY ALL
 )
-SELECT * FROM grouped
+SELECT grouped.*, coalesce(o.outcomes, 0) AS outcomes, coalesce(o.accepted, 0) AS accepted,
+    coalesce(o.rejected, 0) AS rejected
+FROM grouped LEFT JOIN outcomes o ON {dims_join}
 ORDER BY cost_usd DESC NULLS LAST, requests DESC, {dims_order}
 """
 
@@ -127,23 +135,37 @@ class Report:
 def _rollup(
     con: duckdb.DuckDBPyConnection, by: list[str], where: str, params: list[Any]
 ) -> list[dict[str, Any]]:
-    if by:
-        exprs = [f"{dim_sql(d)} AS {q('g_' + d)}" for d in by]
-        dims_select = ", ".join(exprs)
-        dims_group = ", ".join(q("g_" + d) for d in by)
-        dims_order = ", ".join(f"{q('g_' + d)} ASC NULLS LAST" for d in by)
-    else:
-        dims_select, dims_group, dims_order = "'all' AS g_all", "ALL", "1"
+    dims = by or ["all"]
+    exprs = {d: ("'all'" if d == "all" else dim_sql(d)) for d in dims}
     sql = ROLLUP_SQL.format(
         where=where,
-        dims_select=dims_select,
-        dims_group=dims_group,
-        dims_order=dims_order,
+        dims_select=", ".join(f"{e} AS {q('g_' + d)}" for d, e in exprs.items()),
+        dims_group=", ".join(q("g_" + d) for d in dims),
+        dims_struct="{" + ", ".join(f"'g_{d}': {e}" for d, e in exprs.items())
+        + ", 'outcome': outcome}",
+        dims_from_last=", ".join(f"last.{q('g_' + d)} AS {q('g_' + d)}" for d in dims),
+        dims_join=" AND ".join(
+            f"grouped.{q('g_' + d)} IS NOT DISTINCT FROM o.{q('g_' + d)}" for d in dims
+        ),
+        dims_order=", ".join(f"{q('g_' + d)} ASC NULLS LAST" for d in dims),
         token_sums=",\n        ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_COLUMNS),
     )
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up group rows exactly: the totals are the sum of the groups, by construction."""
+    out: dict[str, Any] = {}
+    for col in METRIC_COLUMNS:
+        values = [r[col] for r in rows]
+        if col == "cost_usd":
+            priced = [v for v in values if v is not None]
+            out[col] = sum(priced, Decimal(0)) if priced else None
+        else:
+            out[col] = sum(int(v) for v in values)
+    return out
 
 
 def _finish(raw: dict[str, Any], by: list[str], total_cost: Decimal | None) -> dict[str, Any]:
@@ -188,35 +210,17 @@ def rollup(
         raise TokenauditError("a dimension is repeated in --by")
     filters = filters or Filters()
     where, params = filters.sql()
-    total_raw = _rollup(con, [], where, params)
-    total_cost: Decimal | None = total_raw[0]["cost_usd"] if total_raw else None
     raw_rows = _rollup(con, by, where, params)
+    total_raw = _sum_rows(raw_rows)
+    total_cost: Decimal | None = total_raw["cost_usd"]
     rows = [_finish(r, by, total_cost) for r in raw_rows]
     if top is not None and top >= 0 and len(rows) > top:
-        rest = raw_rows[top:]
-        merged: dict[str, Any] = {("g_" + d): OTHER_LABEL for d in by}
-        for col in METRIC_COLUMNS:
-            values = [r[col] for r in rest]
-            if col == "cost_usd":
-                priced = [v for v in values if v is not None]
-                merged[col] = sum(priced, Decimal(0)) if priced else None
-            else:
-                merged[col] = sum(int(v) for v in values)
+        merged = _sum_rows(raw_rows[top:])
         rows = [*rows[:top], _finish(merged, by, total_cost)]
         rows[-1]["group"] = dict.fromkeys(by, OTHER_LABEL)
-    totals = (
-        _finish(total_raw[0], [], total_cost)
-        if total_raw and total_raw[0]["requests"]
-        else _finish(_empty(), [], None)
-    )
+    totals = _finish(total_raw, [], total_cost)
     totals.pop("group")
     return Report(by=by, rows=rows, totals=totals)
-
-
-def _empty() -> dict[str, Any]:
-    out: dict[str, Any] = dict.fromkeys(METRIC_COLUMNS, 0)
-    out["cost_usd"] = None
-    return out
 
 
 META_SQL = """SELECT
