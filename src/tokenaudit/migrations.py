@@ -20,6 +20,9 @@ def _schema_v1() -> str:
 
 MIGRATIONS: list[tuple[str, str | None]] = [
     ("m001_initial", None),  # schema.sql
+    # A cheap content key (size + first/last MiB) so a new file can start loading while
+    # its full sha256 is computed; a match means "maybe seen": then the full hash decides.
+    ("m002_files_quick_key", "ALTER TABLE files ADD COLUMN quick_key VARCHAR"),
 ]
 
 CREATE_MIGRATIONS_SQL = """

@@ -79,7 +79,7 @@ def ingest(
             if on_file:
                 on_file(path, i, len(files))
             src = open_source(path, Path(tmp))
-            if src.size_bytes == 0:
+            if src.stat_size == 0:
                 results.append(FileResult(str(path), "-", "-", "empty", 0, 0, 0))
                 continue
             ingester = forced or detect(src)

@@ -49,7 +49,7 @@ class Streamed:
 
     relation: str
     params: dict[str, Any]
-    records: int
+    records: int | None  # None: one record per line of the file (src.line_count)
     models_sql: str | None = None
 
 

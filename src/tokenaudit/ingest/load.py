@@ -142,7 +142,14 @@ def load_file(
     mapping: dict[str, Any],
 ) -> FileResult:
     """Load ``src`` with ``ingester`` in one transaction; skip it if already loaded."""
-    seen = con.execute("SELECT path, format FROM files WHERE sha256 = ?", [src.sha256]).fetchall()
+    maybe_seen = con.execute(
+        "SELECT count(*) FROM files WHERE quick_key = ? OR quick_key IS NULL", [src.quick_key]
+    ).fetchall()[0][0]
+    seen = (
+        con.execute("SELECT path FROM files WHERE sha256 = ?", [src.sha256]).fetchall()
+        if maybe_seen
+        else []
+    )
     if seen:
         return FileResult(
             str(src.path),
@@ -217,30 +224,33 @@ def _load(
     mapping: dict[str, Any],
 ) -> FileResult:
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
+    records: int | None = s.records
     ids = {"file_id": file_id}
     params = {**s.params, **ids, "source": ingester.name}
     insert = _insert_events_sql(s.relation)
     loaded = con.execute(insert, _bind(insert, params)).fetchall()[0][0]
     quarantined = 0
-    if loaded < s.records:
+    if records is None:
+        records = src.line_count  # the background scan finished during the insert
+    if loaded < records:
         qsql = _INSERT_QUARANTINE_SQL.format(relation=s.relation)
         quarantined = con.execute(qsql, _bind(qsql, params)).fetchall()[0][0]
-    if loaded + quarantined != s.records:
+    if loaded + quarantined != records:
         if s.relation != "SELECT * FROM stage":
             raise _Mismatch
         raise InputError(
             f"{src.path}: conservation check failed: {loaded} loaded + {quarantined} "
-            f"quarantined != {s.records} records read; nothing was written"
+            f"quarantined != {records} records read; nothing was written"
         )
     _move_duplicates(con, ids)
     if mapping:
         attribution.apply(con, mapping, table="usage_events", where="file_id = ?", params=[file_id])
     _price_late_models(con, prices, ids)
     loaded, quarantined = (int(x) for x in con.execute(_FILE_COUNTS_SQL, ids).fetchall()[0])
-    if loaded + quarantined != s.records:
+    if loaded + quarantined != records:
         raise InputError(f"{src.path}: conservation check failed after dedupe; nothing was written")
     con.execute(
-        "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             file_id,
             str(src.path),
@@ -248,10 +258,11 @@ def _load(
             src.size_bytes,
             ingester.name,
             ingester.kind,
-            s.records,
+            records,
             loaded,
             quarantined,
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            src.quick_key,
         ],
     )
     return FileResult(
@@ -259,7 +270,7 @@ def _load(
         ingester.name,
         ingester.kind,
         "loaded",
-        s.records,
+        records,
         loaded,
         quarantined,
         file_id=file_id,

@@ -379,8 +379,6 @@ class NativeIngester:
         """The fast path: DuckDB's typed reader, one pass; None when it cannot apply."""
         import duckdb
 
-        if src.has_cr:
-            return None  # carriage returns: the exact path keeps line numbers right
         params = {"path": str(src.data_path), "secret": ctx.secret}
         try:
             sample = con.execute(_SAMPLE_SQL, {"path": params["path"]})
@@ -394,7 +392,7 @@ class NativeIngester:
             "maximum_object_size = 16777216)"
         )
         # Blank lines are skipped by the reader: then the count differs and the exact path runs.
-        return Streamed(fast_select(f"({relation})", extra), params, src.line_count, _MODELS_SQL)
+        return Streamed(fast_select(f"({relation})", extra), params, None, _MODELS_SQL)
 
     def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
         """The exact path: every line read and judged on its own."""

@@ -16,13 +16,15 @@ import stat
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenaudit.errors import InputError
 
 BLOCK = 8 << 20
 HEAD_BYTES = 256 << 10
+QUICK_BYTES = 1 << 20
 MAX_DECOMPRESSED = 8 << 30  # a decompressed-size cap against gzip bombs
 
 SKIP_NAMES = {".DS_Store"}
@@ -30,15 +32,43 @@ SKIP_SUFFIXES = {".md", ".txt", ".toml", ".py", ".yaml", ".yml", ".duckdb", ".wa
 
 
 @dataclass(frozen=True)
+class Scan:
+    sha256: str
+    size_bytes: int
+    line_count: int  # lines, a last line without newline included
+    has_cr: bool
+
+
+@dataclass(frozen=True)
 class Source:
     path: Path  # as given by the user (for messages)
     data_path: Path  # what to read: the file itself, or its decompressed copy
-    sha256: str
-    size_bytes: int
     head: bytes  # the first bytes of the (decompressed) content
-    line_count: int  # number of lines, a last line without newline included
-    has_cr: bool
+    quick_key: str  # size + hashes of the first and last MiB: cheap "seen before?" test
+    stat_size: int
     compressed: bool
+    _scan: Future[Scan] = field(repr=False, compare=False)
+
+    @property
+    def scan(self) -> Scan:
+        """The full pre-scan (hash, line count); computed in the background, waited for here."""
+        return self._scan.result()
+
+    @property
+    def sha256(self) -> str:
+        return self.scan.sha256
+
+    @property
+    def size_bytes(self) -> int:
+        return self.scan.size_bytes
+
+    @property
+    def line_count(self) -> int:
+        return self.scan.line_count
+
+    @property
+    def has_cr(self) -> bool:
+        return self.scan.has_cr
 
     @property
     def name(self) -> str:
@@ -51,6 +81,9 @@ class Source:
         if name.endswith(".gz"):
             name = name[:-3]
         return Path(name).suffix
+
+
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenaudit-scan")
 
 
 def walk(paths: list[Path]) -> Iterator[Path]:
@@ -78,23 +111,45 @@ def _wanted(p: Path) -> bool:
 
 
 def open_source(path: Path, workdir: Path) -> Source:
-    """Hash and pre-scan ``path``; decompress ``.gz`` into ``workdir``."""
+    """Open ``path`` (decompressing ``.gz`` into ``workdir``) and start its full pre-scan.
+
+    The sha256 and line count are computed in a background thread (hashlib releases the
+    GIL), overlapping DuckDB's own reading of the file.
+    """
     compressed = _is_gzip(path)
-    data_path = path
-    if compressed:
-        data_path = _decompress(path, workdir)
+    data_path = _decompress(path, workdir) if compressed else path
+    try:
+        size = data_path.stat().st_size
+        with open(data_path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            quick = hashlib.sha256(str(size).encode())
+            quick.update(head[:QUICK_BYTES])
+            if size > QUICK_BYTES:
+                f.seek(max(size - QUICK_BYTES, 0))
+                quick.update(f.read(QUICK_BYTES))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    return Source(
+        path=path,
+        data_path=data_path,
+        head=head,
+        quick_key=quick.hexdigest()[:32],
+        stat_size=size,
+        compressed=compressed,
+        _scan=_POOL.submit(_full_scan, path, data_path),
+    )
+
+
+def _full_scan(path: Path, data_path: Path) -> Scan:
     digest = hashlib.sha256()
     size = 0
     newlines = 0
     has_cr = False
     last = b""
-    head = b""
     try:
         with open(data_path, "rb") as f:
             while block := f.read(BLOCK):
                 digest.update(block)
-                if len(head) < HEAD_BYTES:
-                    head += block[: HEAD_BYTES - len(head)]
                 size += len(block)
                 newlines += block.count(b"\n")
                 if not has_cr and b"\r" in block:
@@ -103,16 +158,7 @@ def open_source(path: Path, workdir: Path) -> Source:
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     lines = newlines + (1 if size and last != b"\n" else 0)
-    return Source(
-        path=path,
-        data_path=data_path,
-        sha256=digest.hexdigest(),
-        size_bytes=size,
-        head=head,
-        line_count=lines,
-        has_cr=has_cr,
-        compressed=compressed,
-    )
+    return Scan(digest.hexdigest(), size, lines, has_cr)
 
 
 def _is_gzip(path: Path) -> bool:
