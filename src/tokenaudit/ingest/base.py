@@ -69,7 +69,7 @@ class Ingester(Protocol):
 
 # --- helpers for formats parsed in Python (small and nested formats) -----------------------
 
-_SECRET_RE = re.compile(
+SECRET_RE = re.compile(
     r"(sk-(?:proj|ant|live|or)?-?[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{8,}|AKIA[0-9A-Z]{12,})"
 )
 
@@ -99,7 +99,7 @@ SENSITIVE_KEYS = frozenset(
 
 
 def redact(value: str) -> str:
-    return _SECRET_RE.sub("[redacted]", value)
+    return SECRET_RE.sub("[redacted]", value)
 
 
 def clean_tags(tags: dict[str, Any]) -> str | None:

@@ -1,0 +1,368 @@
+"""Splitting LiteLLM export files into records (CSV, JSON, JSON lines); detecting them.
+
+Every reader fills the TEMP table ``TABLE`` with one row per record,
+``(line_no, bad, doc)``: ``doc`` is the record as a JSON object, ``bad`` a
+reason decided before parsing. The mapping (one SQL statement for all forms)
+lives in ``ingest.litellm``; nothing here loops over rows in Python except the
+exact CSV reader and JSON documents (arrays), which are small in practice.
+
+CSV: an export of the ``LiteLLM_SpendLogs`` table (``COPY ... CSV HEADER``,
+psql ``\\copy``, a database GUI) has a header naming the Prisma columns
+(``request_id``, ``call_type``, ``spend``, ``startTime``, ...) and JSON columns
+(``metadata``, ``request_tags``, ``response``) as quoted JSON text, so a field
+can span lines. Delimiter ``,``, quote and escape ``"``; header names match
+without regard to case; unknown columns are ignored and ``messages`` and
+``proxy_server_request`` are never read. A row becomes an object of strings
+(null for an empty field); ``line_no`` is the physical line the record starts on.
+
+* fast: DuckDB's ``read_csv`` (all VARCHAR, explicit options, strict). Record
+  start lines come from the newlines inside earlier records' fields; the result
+  is kept only when header + records + embedded newlines account for every line
+  of the file. No Python loop over rows.
+* exact: Python's ``csv`` module, when the fast reader errs (a malformed row,
+  invalid UTF-8) or the line accounting disagrees (blank lines, a multi-line
+  header, lone carriage returns). Every record, broken or not, gets a row.
+
+JSON lines are split in Python in large blocks (C-level) and decoded in DuckDB,
+one record per non-blank line. A JSON document (one object, an array, or
+several values in a row) is read whole and split with
+``json.JSONDecoder.raw_decode`` (meant for API answers and small dumps; export
+big tables as JSON lines or CSV); each object or array element is a record
+numbered by its 1-based position.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from tokenaudit.ingest.source import Source
+
+Row = tuple[int, str | None, str | None]  # line_no, bad, doc
+
+TABLE = "_litellm_rows"
+ROWS_DDL = f"CREATE OR REPLACE TEMP TABLE {TABLE} (line_no BIGINT, bad VARCHAR, doc VARCHAR)"
+
+# Canonical names of the columns the mapping reads (Prisma spelling).
+COLUMNS = (
+    "request_id",
+    "id",
+    "trace_id",
+    "session_id",
+    "call_type",
+    "api_key",
+    "spend",
+    "response_cost",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "startTime",
+    "endTime",
+    "request_duration_ms",
+    "model",
+    "model_group",
+    "custom_llm_provider",
+    "user",
+    "end_user",
+    "team_id",
+    "agent_id",
+    "status",
+    "cache_hit",
+    "metadata",
+    "request_tags",
+    "response",
+)
+_CANONICAL = {c.lower(): c for c in COLUMNS}
+REQUIRED = frozenset({"request_id", "call_type", "spend", "starttime"})
+
+MAX_LINE = 16 << 20
+BLOCK = 64 << 20
+FIELD_LIMIT = 1 << 30
+BATCH = 20_000
+_BAD_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def header(head: bytes) -> list[str] | None:
+    """The names in the first line of ``head``, or None when it is not a CSV header."""
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = text.split("\n", 1)[0].rstrip("\r")
+    try:
+        names = next(csv.reader([first]))
+    except (csv.Error, StopIteration):
+        return None
+    return [n.strip() for n in names]
+
+
+def looks_like_spend_logs(head: bytes) -> bool:
+    names = header(head)
+    return names is not None and {n.lower() for n in names} >= REQUIRED
+
+
+def stage_rows(con: duckdb.DuckDBPyConnection, src: Source) -> str:
+    """Fill the TEMP table ``TABLE`` (line_no, bad, doc) from the CSV; return its name."""
+    import duckdb
+
+    names = header(src.head)
+    if names and len({n.lower() for n in names}) == len(names):
+        try:
+            if _fast(con, src, names):
+                return TABLE
+        except duckdb.Error:
+            pass
+    _exact(con, src)
+    return TABLE
+
+
+def _fast(con: duckdb.DuckDBPyConnection, src: Source, names: list[str]) -> bool:
+    cols = [f"c{i}" for i in range(len(names))]
+    spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
+    newlines = " + ".join(f"coalesce(len({c}) - len(replace({c}, chr(10), '')), 0)" for c in cols)
+    pairs = [
+        f"'{_CANONICAL[n.lower()]}', {c}"
+        for n, c in zip(names, cols, strict=True)
+        if n.lower() in _CANONICAL
+    ]
+    doc = f"json_object({', '.join(pairs)})::VARCHAR" if pairs else "'{}'"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {TABLE} AS
+        SELECT 1 + rn + coalesce(sum(nl) OVER (ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING
+                                                      AND 1 PRECEDING), 0) AS line_no,
+            NULL::VARCHAR AS bad, doc, nl
+        FROM (SELECT row_number() OVER () AS rn, {newlines} AS nl, {doc} AS doc
+              FROM read_csv($path, columns = {spec}, header = true, delim = ',',
+                   quote = '"', escape = '"', auto_detect = false,
+                   strict_mode = true, null_padding = false, max_line_size = {MAX_LINE}))""",
+        {"path": str(src.data_path)},
+    )
+    records, embedded = con.execute(
+        f"SELECT count(*), coalesce(sum(nl), 0) FROM {TABLE}"
+    ).fetchall()[0]
+    if 1 + int(records) + int(embedded) != src.line_count:
+        return False
+    con.execute(f"ALTER TABLE {TABLE} DROP COLUMN nl")
+    return True
+
+
+def _exact(con: duckdb.DuckDBPyConnection, src: Source) -> None:
+    con.execute(ROWS_DDL)
+    batch: list[Row] = []
+    old_limit = csv.field_size_limit(FIELD_LIMIT)
+    try:
+        with open(src.data_path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
+            reader = csv.reader(f, strict=True)
+            try:
+                names = next(reader)
+            except (csv.Error, StopIteration):
+                batch.append((1, "malformed CSV header", None))
+                names = []
+            keys = [_CANONICAL.get(n.strip().lower()) for n in names]
+            start = reader.line_num + 1
+            while names:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as e:
+                    batch.append((start, f"malformed CSV row: {e}", None))
+                    start = reader.line_num + 1
+                    continue
+                line_no, start = start, reader.line_num + 1
+                if row:  # a blank line is not a record
+                    batch.append(_record(line_no, row, keys))
+                if len(batch) >= BATCH:
+                    insert_rows(con, batch)
+    finally:
+        csv.field_size_limit(old_limit)
+    insert_rows(con, batch)
+
+
+def _record(line_no: int, row: list[str], keys: list[str | None]) -> Row:
+    if len(row) != len(keys):
+        return line_no, f"expected {len(keys)} fields, found {len(row)}", None
+    doc: dict[str, Any] = {}
+    for key, value in zip(keys, row, strict=True):
+        if key is not None and key not in doc:
+            doc[key] = value if value != "" else None
+    if _BAD_UTF8.search("".join(v for v in doc.values() if v)):
+        return line_no, "invalid UTF-8", None  # in a column that is read (others are ignored)
+    return line_no, None, json.dumps(doc, ensure_ascii=False)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
+    """Append ``rows`` to ``TABLE`` and empty the list."""
+    import pyarrow as pa
+
+    if not rows:
+        return
+    line_no, bad, doc = zip(*rows, strict=True)
+    table = pa.table(
+        {
+            "line_no": pa.array(line_no, pa.int64()),
+            "bad": pa.array(bad, pa.string()),
+            "doc": pa.array(doc, pa.string()),
+        }
+    )
+    con.register("_litellm_batch", table)
+    try:
+        con.execute(f"INSERT INTO {TABLE} SELECT line_no, bad, doc FROM _litellm_batch")
+    finally:
+        con.unregister("_litellm_batch")
+    rows.clear()
+
+
+# --- JSON and JSON lines ---------------------------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    m = _WS.match(text, pos)
+    return m.end() if m else pos
+
+
+def stage_lines(con: duckdb.DuckDBPyConnection, src: Source) -> None:
+    """JSON lines: split in Python in large blocks (C-level), decode and parse in DuckDB."""
+    import pyarrow as pa
+
+    insert = f"""INSERT INTO {TABLE} SELECT line_no, CASE
+            WHEN octet_length(raw) > {MAX_LINE} THEN 'line longer than 16 MiB'
+            WHEN doc IS NULL THEN 'invalid UTF-8' END, doc
+        FROM (SELECT line_no, raw, CASE WHEN octet_length(raw) <= {MAX_LINE}
+                  THEN try(decode(raw)) END AS doc FROM _litellm_lines)
+        WHERE doc IS NULL OR trim(doc, ' \t\r') <> ''"""
+    tail = b""
+    line_no = 0
+    with open(src.data_path, "rb") as f:
+        first = True
+        while True:
+            block = f.read(BLOCK)
+            if first and block.startswith(b"\xef\xbb\xbf"):
+                block = block[3:]
+            first = False
+            if block:
+                parts = (tail + block).split(b"\n")
+                tail = parts.pop()
+            else:
+                parts = [tail] if tail else []
+            if parts:
+                n = len(parts)
+                table = pa.table(
+                    {
+                        "line_no": pa.array(range(line_no + 1, line_no + n + 1), pa.int64()),
+                        "raw": pa.array(parts, pa.binary()),
+                    }
+                )
+                line_no += n
+                con.register("_litellm_lines", table)
+                try:
+                    con.execute(insert)
+                finally:
+                    con.unregister("_litellm_lines")
+            if not block:
+                break
+
+
+def _stage_document(con: duckdb.DuckDBPyConnection, text: str) -> bool:
+    """JSON values one after another (usually one object or one array); False if none parsed.
+
+    Each object, and each element of a top-level array, is a record numbered by
+    its 1-based position. A parse error ends the file with one quarantined record.
+    """
+    decoder = json.JSONDecoder()
+    rows: list[Row] = []
+    index = 0
+    pos = _skip_ws(text, 0)
+    in_array = False
+    try:
+        while pos < len(text):
+            if not in_array and text[pos] == "[":
+                in_array = True
+                pos = _skip_ws(text, pos + 1)
+                if text.startswith("]", pos):
+                    in_array = False
+                    pos = _skip_ws(text, pos + 1)
+                continue
+            _, end = decoder.raw_decode(text, pos)
+            index += 1
+            rows.append((index, None, text[pos:end]))
+            if len(rows) >= BATCH:
+                insert_rows(con, rows)
+            pos = _skip_ws(text, end)
+            if in_array:
+                if text.startswith(",", pos):
+                    pos = _skip_ws(text, pos + 1)
+                elif text.startswith("]", pos):
+                    in_array = False
+                    pos = _skip_ws(text, pos + 1)
+                else:
+                    raise json.JSONDecodeError("expected ',' or ']'", text, pos)
+        if in_array:
+            raise json.JSONDecodeError("unterminated array", text, pos)
+    except (json.JSONDecodeError, RecursionError) as e:
+        if index == 0 and not in_array:
+            return False  # not one document: JSON lines whose first line is broken
+        reason = (
+            f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+            if isinstance(e, json.JSONDecodeError)
+            else "invalid JSON: nested too deeply"
+        )
+        rows.append((index + 1, reason, None))
+    insert_rows(con, rows)
+    return True
+
+
+def stage_json(con: duckdb.DuckDBPyConnection, src: Source) -> None:
+    if first_line_is_json(src.head):
+        stage_lines(con, src)
+        return
+    try:
+        text = src.data_path.read_bytes().decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as e:
+        rows: list[Row] = [(1, f"invalid UTF-8 at byte {e.start}", None)]
+        insert_rows(con, rows)
+        return
+    if not _stage_document(con, text):
+        con.execute(f"DELETE FROM {TABLE}")
+        stage_lines(con, src)  # not one document: JSON lines whose first line is broken
+
+
+def first_line_is_json(head: bytes) -> bool:
+    first = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n").split("\n", 1)[0]
+    try:
+        return isinstance(json.loads(first), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+# --- detection ---------------------------------------------------------------------------------
+
+
+def is_litellm_record(obj: Any) -> bool:
+    """A SpendLogs row, a StandardLoggingPayload, or callback kwargs holding one."""
+    if not isinstance(obj, dict) or "ts" in obj:
+        return False
+    if isinstance(obj.get("standard_logging_object"), dict):
+        return True
+    if "call_type" in obj and "spend" in obj:
+        return True
+    return "response_cost" in obj and ("call_type" in obj or "model_map_information" in obj)
+
+
+def first_record(text: str) -> Any:
+    """The first JSON object of ``text`` (a JSON lines file, an object or an array)."""
+    try:
+        value = json.loads(text.split("\n", 1)[0])
+    except (ValueError, RecursionError):
+        pos = _skip_ws(text, 1 if text.startswith("[") else 0)
+        try:
+            return json.JSONDecoder().raw_decode(text, pos)[0]
+        except (ValueError, RecursionError):
+            return None
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
