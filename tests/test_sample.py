@@ -26,8 +26,14 @@ from tokenaudit.sample import FT_MODEL, LABELS_NAME, SampleSummary, generate
 from tokenaudit.sample_drains import KINDS, RUNAWAY_CALLS
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-          "output_tokens", "reasoning_tokens")
+TOKENS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_parameters_same_bytes(sample: Sample, tmp_path: Path) -> None:
@@ -132,8 +139,12 @@ def test_every_line_is_valid_native_json(sample: Sample) -> None:
 
 def test_labels_cover_every_kind_with_real_evidence(sample: Sample) -> None:
     rows = sample.by_id()
-    assert sample.labels["parameters"] == {"events": 20000, "seed": 7, "start": "2026-10-01",
-                                           "days": 30}
+    assert sample.labels["parameters"] == {
+        "events": 20000,
+        "seed": 7,
+        "start": "2026-10-01",
+        "days": 30,
+    }
     assert {d["kind"] for d in sample.labels["drains"]} == set(KINDS)
     assert sample.labels["drains_per_kind"] == sample.summary.drains
     assert len({d["id"] for d in sample.labels["drains"]}) == len(sample.labels["drains"])
@@ -185,7 +196,8 @@ def test_retry_storms_and_isolated_normal_retries(sample: Sample) -> None:
     for d in sample.drains("retry_storm"):
         calls = [rows[i] for i in d["request_ids"]]
         assert 6 <= len(calls) <= 20 and [c["attempt"] for c in calls] == list(
-            range(1, len(calls) + 1))
+            range(1, len(calls) + 1)
+        )
         assert sum(c["status"] == "error" for c in calls) >= len(calls) - 1
         assert calls[-1]["_t"] - calls[0]["_t"] < 300
         storm_traces.add(d["trace_ids"][0])
@@ -199,8 +211,12 @@ def test_cache_misses_and_normal_caching(sample: Sample) -> None:
     misses = set()
     for r in sorted((r for r in sample.rows if r["status"] == "ok"), key=lambda r: r["_t"]):
         key = (r["model"], r["prefix_hash"])
-        if r["_prompt"] >= 1024 and r["cache_read_tokens"] == 0 and key in last \
-                and r["_t"] - last[key] <= 300:
+        if (
+            r["_prompt"] >= 1024
+            and r["cache_read_tokens"] == 0
+            and key in last
+            and r["_t"] - last[key] <= 300
+        ):
             misses.add(r["request_id"])
         last[key] = r["_t"]
     labelled = sample.labelled("cache_miss")
@@ -234,8 +250,11 @@ def test_context_bloat_is_far_above_normal(sample: Sample) -> None:
 
 def test_group_drains_model_overkill_and_rejected_work(sample: Sample) -> None:
     for d in sample.drains("model_overkill"):
-        group = [r for r in sample.rows if r["workflow"] == d["workflow"]
-                 and r["model"] == d["group"]["model"]]
+        group = [
+            r
+            for r in sample.rows
+            if r["workflow"] == d["workflow"] and r["model"] == d["group"]["model"]
+        ]
         assert {r["request_id"] for r in group} == set(d["request_ids"])
         rates = d["acceptance"]
         assert abs(rates[d["model"]] - rates[d["cheaper_model"]]) < 0.1
@@ -259,7 +278,8 @@ def test_output_loads_clean_and_priced(sample: Sample, con: duckdb.DuckDBPyConne
     assert all(r.format == "tokenaudit" and r.rows_quarantined == 0 for r in results)
     assert sum(r.rows_loaded for r in results) == sample.summary.events_written
     unpriced = con.execute(
-        "SELECT DISTINCT model FROM usage_events WHERE cost_usd IS NULL").fetchall()
+        "SELECT DISTINCT model FROM usage_events WHERE cost_usd IS NULL"
+    ).fetchall()
     assert {m for (m,) in unpriced} <= {FT_MODEL}
 
 

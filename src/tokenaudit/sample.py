@@ -65,17 +65,36 @@ _M64 = (1 << 64) - 1
 OUTCOMES: tuple[str | None, ...] = ("accepted", "edited", "rejected", "escalated", None)
 REJECTED_RATES = (0.12, 0.10, 0.62, 0.08, 0.08)
 # name, weight, first user number, users
-TENANTS = (("acme", 0.4, 1, 40), ("globex", 0.3, 41, 25), ("initech", 0.2, 66, 15),
-           ("umbrella", 0.1, 81, 10))
-FAILURES = {"openai": ((429, "rate_limit_exceeded", 0.6), (500, "server_error", 0.3),
-                       (503, "service_unavailable", 0.1)),
-            "anthropic": ((429, "rate_limit_error", 0.45), (529, "overloaded_error", 0.35),
-                          (500, "api_error", 0.2))}
+TENANTS = (
+    ("acme", 0.4, 1, 40),
+    ("globex", 0.3, 41, 25),
+    ("initech", 0.2, 66, 15),
+    ("umbrella", 0.1, 81, 10),
+)
+FAILURES = {
+    "openai": (
+        (429, "rate_limit_exceeded", 0.6),
+        (500, "server_error", 0.3),
+        (503, "service_unavailable", 0.1),
+    ),
+    "anthropic": (
+        (429, "rate_limit_error", 0.45),
+        (529, "overloaded_error", 0.35),
+        (500, "api_error", 0.2),
+    ),
+}
 FAIL_RATE = {"openai": 0.012, "anthropic": 0.018}
 # model -> (base latency ms, ms per output token)
-LATENCY = {"gpt-4o-mini": (300, 12), "gpt-4o": (400, 18), "gpt-4.1-mini": (350, 10),
-           "o3-mini": (800, 8), "claude-haiku-4-5": (350, 9), "claude-sonnet-4-5": (700, 25),
-           "claude-opus-4-1": (1200, 40), FT_MODEL: (250, 12)}
+LATENCY = {
+    "gpt-4o-mini": (300, 12),
+    "gpt-4o": (400, 18),
+    "gpt-4.1-mini": (350, 10),
+    "o3-mini": (800, 8),
+    "claude-haiku-4-5": (350, 9),
+    "claude-sonnet-4-5": (700, 25),
+    "claude-opus-4-1": (1200, 40),
+    FT_MODEL: (250, 12),
+}
 _BUSINESS = (1, 1, 1, 1, 1, 2, 3, 5, 7, 9, 10, 10, 11, 13, 14, 14, 13, 11, 8, 6, 4, 3, 2)
 _FLAT = (4, 4, 3, 3, 3, 4, 5, 6, 8, 9, 10, 10, 10, 10, 10, 10, 9, 8, 7, 6, 6, 5, 5)
 
@@ -110,36 +129,110 @@ class Workflow:
 
 _A = Agent
 WORKFLOWS = (
-    Workflow("ticket-summary", "support", "support-bot", "anthropic", 0.22, 0.55, 300,
-             (_A("summarizer", "claude-haiku-4-5", 4096, 2500, 220),),
-             (("v2", 0, 0.4, 1), ("v3", 0.4, 1, 1)), (0.70, 0.12, 0.06, 0.04, 0.08),
-             second=0.2, alt=("claude-opus-4-1", 0.15)),
-    Workflow("ticket-classify", "support", "support-bot", "openai", 0.08, 0.55, 300,
-             (_A("classifier", FT_MODEL, 512, 220, 12),),
-             (("v1", 0, 1, 1),), (0.82, 0.05, 0.05, 0.0, 0.08)),
-    Workflow("rag-search", "search", "search-api", "openai", 0.24, 0.6, 300,
-             (_A("query-rewriter", "gpt-4.1-mini", 384, 250, 40),
-              _A("answerer", "gpt-4.1-mini", 1536, 5500, 420)),
-             (("v5", 0, 0.6, 1), ("v6", 0.6, 1, 1)), (0.62, 0.08, 0.12, 0.03, 0.15), second=0.4),
-    Workflow("invoice-extract", "finance", "finance-ops", "openai", 0.10, 0.15, 300,
-             (_A("extractor", "gpt-4o-mini", 1280, 3200, 520),),
-             (("v2", 0, 1, 1),), (0.78, 0.10, 0.06, 0.02, 0.04), second=0.3,
-             alt=("gpt-4o", 0.25)),
-    Workflow("sales-email", "sales", "sales-assist", "openai", 0.10, 0.2, 300,
-             (_A("writer", "gpt-4o-mini", 384, 280, 320),),
-             (("v3", 0, 1, 0.65), ("v4", 0.3, 1, 0.35)), (0.64, 0.20, 0.10, 0.0, 0.06),
-             second=0.25, bad_version="v4"),
-    Workflow("code-review", "platform", "platform-agents", "anthropic", 0.14, 0.3, 3600,
-             (_A("triager", "claude-sonnet-4-5", 5120, 2500, 300),
-              _A("reviewer", "claude-sonnet-4-5", 5120, 6000, 900),
-              _A("fixer", "claude-sonnet-4-5", 5120, 7000, 1400)),
-             (("v1", 0, 0.5, 1), ("v2", 0.5, 1, 1)), (0.66, 0.14, 0.10, 0.02, 0.08),
-             agentic=True),
-    Workflow("agent-research", "search", "platform-agents", "openai", 0.12, 0.45, 300,
-             (_A("planner", "o3-mini", 1280, 1500, 900, 0.65),
-              _A("researcher", "gpt-4.1-mini", 2304, 5000, 500),
-              _A("writer", "gpt-4.1-mini", 1792, 4000, 1500)),
-             (("v1", 0, 1, 1),), (0.60, 0.15, 0.12, 0.05, 0.08), agentic=True),
+    Workflow(
+        "ticket-summary",
+        "support",
+        "support-bot",
+        "anthropic",
+        0.22,
+        0.55,
+        300,
+        (_A("summarizer", "claude-haiku-4-5", 4096, 2500, 220),),
+        (("v2", 0, 0.4, 1), ("v3", 0.4, 1, 1)),
+        (0.70, 0.12, 0.06, 0.04, 0.08),
+        second=0.2,
+        alt=("claude-opus-4-1", 0.15),
+    ),
+    Workflow(
+        "ticket-classify",
+        "support",
+        "support-bot",
+        "openai",
+        0.08,
+        0.55,
+        300,
+        (_A("classifier", FT_MODEL, 512, 220, 12),),
+        (("v1", 0, 1, 1),),
+        (0.82, 0.05, 0.05, 0.0, 0.08),
+    ),
+    Workflow(
+        "rag-search",
+        "search",
+        "search-api",
+        "openai",
+        0.24,
+        0.6,
+        300,
+        (
+            _A("query-rewriter", "gpt-4.1-mini", 384, 250, 40),
+            _A("answerer", "gpt-4.1-mini", 1536, 5500, 420),
+        ),
+        (("v5", 0, 0.6, 1), ("v6", 0.6, 1, 1)),
+        (0.62, 0.08, 0.12, 0.03, 0.15),
+        second=0.4,
+    ),
+    Workflow(
+        "invoice-extract",
+        "finance",
+        "finance-ops",
+        "openai",
+        0.10,
+        0.15,
+        300,
+        (_A("extractor", "gpt-4o-mini", 1280, 3200, 520),),
+        (("v2", 0, 1, 1),),
+        (0.78, 0.10, 0.06, 0.02, 0.04),
+        second=0.3,
+        alt=("gpt-4o", 0.25),
+    ),
+    Workflow(
+        "sales-email",
+        "sales",
+        "sales-assist",
+        "openai",
+        0.10,
+        0.2,
+        300,
+        (_A("writer", "gpt-4o-mini", 384, 280, 320),),
+        (("v3", 0, 1, 0.65), ("v4", 0.3, 1, 0.35)),
+        (0.64, 0.20, 0.10, 0.0, 0.06),
+        second=0.25,
+        bad_version="v4",
+    ),
+    Workflow(
+        "code-review",
+        "platform",
+        "platform-agents",
+        "anthropic",
+        0.14,
+        0.3,
+        3600,
+        (
+            _A("triager", "claude-sonnet-4-5", 5120, 2500, 300),
+            _A("reviewer", "claude-sonnet-4-5", 5120, 6000, 900),
+            _A("fixer", "claude-sonnet-4-5", 5120, 7000, 1400),
+        ),
+        (("v1", 0, 0.5, 1), ("v2", 0.5, 1, 1)),
+        (0.66, 0.14, 0.10, 0.02, 0.08),
+        agentic=True,
+    ),
+    Workflow(
+        "agent-research",
+        "search",
+        "platform-agents",
+        "openai",
+        0.12,
+        0.45,
+        300,
+        (
+            _A("planner", "o3-mini", 1280, 1500, 900, 0.65),
+            _A("researcher", "gpt-4.1-mini", 2304, 5000, 500),
+            _A("writer", "gpt-4.1-mini", 1792, 4000, 1500),
+        ),
+        (("v1", 0, 1, 1),),
+        (0.60, 0.15, 0.12, 0.05, 0.08),
+        agentic=True,
+    ),
 )
 WF = {w.name: w for w in WORKFLOWS}
 
@@ -208,8 +301,10 @@ class World:
         self.calls: list[Call] = []
         kinds = ("session", "trace", "trace2", "span", "request", "prompt")
         self._counters = dict.fromkeys(kinds, 0)
-        self._salts = {k: int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(),
-                                                         digest_size=8).digest()) for k in kinds}
+        self._salts = {
+            k: int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest())
+            for k in kinds
+        }
         self._prefixes: dict[str, str] = {}
         self._days = [(start + dt.timedelta(d)).isoformat() + "T" for d in range(days + 2)]
 
@@ -250,8 +345,16 @@ class World:
             if r.random() < 0.04:
                 env, user = "staging", f"qa-{r.randint(1, 3)}"
             session = Ctx(wf, "", "sess_" + self.uid("session"), "", None, tenant, user, env)
-        c = Ctx(wf, self.version(wf, day), session.session, self.uid("trace") + self.uid("trace2"),
-                self.uid("span") if wf.agentic else None, session.tenant, session.user, session.env)
+        c = Ctx(
+            wf,
+            self.version(wf, day),
+            session.session,
+            self.uid("trace") + self.uid("trace2"),
+            self.uid("span") if wf.agentic else None,
+            session.tenant,
+            session.user,
+            session.env,
+        )
         if wf.alt and self.rng.random() < wf.alt[1]:
             c.model = wf.alt[0]
         return c
@@ -263,8 +366,17 @@ class World:
         rates = REJECTED_RATES if c.version == c.wf.bad_version else c.wf.outcomes
         return self.rng.choices(OUTCOMES, rates)[0]
 
-    def call(self, c: Ctx, agent: Agent, ts: int, *, prompt: int = 0, prompt_hash: str = "",
-             attempt: int = 1, fail: bool = False) -> Call:
+    def call(
+        self,
+        c: Ctx,
+        agent: Agent,
+        ts: int,
+        *,
+        prompt: int = 0,
+        prompt_hash: str = "",
+        attempt: int = 1,
+        fail: bool = False,
+    ) -> Call:
         """One call (appended to the world); ``prompt`` 0 draws a normal size."""
         r = self.rng
         model = c.model if c.model and agent is c.wf.agents[-1] else agent.model
@@ -282,9 +394,23 @@ class World:
             base, per = LATENCY[model]
             noise = _clip(r.lognormvariate(0, 0.2), 0.7, 1.8)
             latency = int((base + out * per + prompt * 0.006) * noise)
-        call = Call(ts, "req_" + self.uid("request"), self.uid("span"), c, agent, model, prompt,
-                    out, reasoning, attempt, status, err, latency,
-                    prompt_hash or self.uid("prompt"), self.prefix_hash(c.wf, c.version, agent))
+        call = Call(
+            ts,
+            "req_" + self.uid("request"),
+            self.uid("span"),
+            c,
+            agent,
+            model,
+            prompt,
+            out,
+            reasoning,
+            attempt,
+            status,
+            err,
+            latency,
+            prompt_hash or self.uid("prompt"),
+            self.prefix_hash(c.wf, c.version, agent),
+        )
         self.calls.append(call)
         return call
 
@@ -354,18 +480,38 @@ class World:
     def record(self, c: Call) -> str:
         """One native JSONL line; keys in a fixed order, absent values left out."""
         x, wf = c.ctx, c.ctx.wf
-        d = {"ts": self.iso(c.ts), "request_id": c.request_id, "trace_id": x.trace,
-             "span_id": c.span_id, "parent_span_id": x.root, "session_id": x.session,
-             "provider": wf.provider, "model": c.model, "project": wf.project,
-             "workflow": wf.name, "team": wf.team, "tenant": x.tenant, "user": x.user,
-             "agent": c.agent.name, "prompt_version": x.version, "environment": x.env,
-             "input_tokens": c.input,
-             "cache_read_tokens": c.cache_read, "cache_write_tokens": c.cache_write,
-             "cache_write_1h_tokens": c.cache_write_1h, "output_tokens": c.output,
-             "reasoning_tokens": c.reasoning, "attempt": c.attempt,
-             "status": "ok" if c.http_status == 200 else "error", "http_status": c.http_status,
-             "error_type": c.error_type, "latency_ms": c.latency, "outcome": c.outcome,
-             "prompt_hash": c.prompt_hash, "prefix_hash": c.prefix_hash}
+        d = {
+            "ts": self.iso(c.ts),
+            "request_id": c.request_id,
+            "trace_id": x.trace,
+            "span_id": c.span_id,
+            "parent_span_id": x.root,
+            "session_id": x.session,
+            "provider": wf.provider,
+            "model": c.model,
+            "project": wf.project,
+            "workflow": wf.name,
+            "team": wf.team,
+            "tenant": x.tenant,
+            "user": x.user,
+            "agent": c.agent.name,
+            "prompt_version": x.version,
+            "environment": x.env,
+            "input_tokens": c.input,
+            "cache_read_tokens": c.cache_read,
+            "cache_write_tokens": c.cache_write,
+            "cache_write_1h_tokens": c.cache_write_1h,
+            "output_tokens": c.output,
+            "reasoning_tokens": c.reasoning,
+            "attempt": c.attempt,
+            "status": "ok" if c.http_status == 200 else "error",
+            "http_status": c.http_status,
+            "error_type": c.error_type,
+            "latency_ms": c.latency,
+            "outcome": c.outcome,
+            "prompt_hash": c.prompt_hash,
+            "prefix_hash": c.prefix_hash,
+        }
         return json.dumps({k: v for k, v in d.items() if v is not None}, separators=(",", ":"))
 
 
@@ -387,10 +533,12 @@ def _allocate(w: World, total: int) -> list[tuple[int, Workflow, int]]:
     return [(c[0], c[1], n) for c, n in zip(cells, counts, strict=True)]
 
 
-def generate(out: Path, events: int = 20000, seed: int = 7, start: dt.date | None = None,
-             days: int = 30) -> SampleSummary:
+def generate(
+    out: Path, events: int = 20000, seed: int = 7, start: dt.date | None = None, days: int = 30
+) -> SampleSummary:
     """Write the sample dataset under ``out`` (created if needed) and describe it."""
     from tokenaudit import sample_drains  # it builds on this module
+
     if events < 1:
         raise ValueError(f"events must be at least 1, not {events}")
     if days < 7:
@@ -417,6 +565,7 @@ def generate(out: Path, events: int = 20000, seed: int = 7, start: dt.date | Non
     params = {"events": events, "seed": seed, "start": start.isoformat(), "days": days}
     counts = {app: len(lines) for app, lines in sorted(by_app.items())}
     drains = sample_drains.write_labels(
-        out, LABELS_NAME, labels, params, counts, normal, injected, (first, last))
+        out, LABELS_NAME, labels, params, counts, normal, injected, (first, last)
+    )
     files += [out / LABELS_NAME, out / "README.md"]
     return SampleSummary(out, tuple(files), len(w.calls), normal, injected, drains, first, last)

@@ -18,8 +18,15 @@ from typing import Any
 
 from tokenaudit.sample import DAY_MS, WF, WORKFLOWS, Call, Ctx, World
 
-KINDS = ("duplicate_call", "retry_storm", "context_bloat", "runaway_loop", "cache_miss",
-         "model_overkill", "rejected_work")
+KINDS = (
+    "duplicate_call",
+    "retry_storm",
+    "context_bloat",
+    "runaway_loop",
+    "cache_miss",
+    "model_overkill",
+    "rejected_work",
+)
 RUNAWAY_CALLS = 400
 
 
@@ -31,13 +38,23 @@ def _label(w: World, kind: str, unit: str, calls: list[Call], **extra: Any) -> d
     calls = sorted(calls, key=lambda c: c.ts)  # stable: creation order within a millisecond
     first = calls[0]
     wf = first.ctx.wf
-    d: dict[str, Any] = {"id": "", "kind": kind, "unit": unit, "workflow": wf.name,
-                         "provider": wf.provider, "model": first.model}
+    d: dict[str, Any] = {
+        "id": "",
+        "kind": kind,
+        "unit": unit,
+        "workflow": wf.name,
+        "provider": wf.provider,
+        "model": first.model,
+    }
     d.update(extra)
-    d.update(first_seen=w.iso(first.ts), last_seen=w.iso(calls[-1].ts), calls=len(calls),
-             request_ids=[c.request_id for c in calls],
-             trace_ids=_unique(c.ctx.trace for c in calls),
-             session_ids=_unique(c.ctx.session for c in calls))
+    d.update(
+        first_seen=w.iso(first.ts),
+        last_seen=w.iso(calls[-1].ts),
+        calls=len(calls),
+        request_ids=[c.request_id for c in calls],
+        trace_ids=_unique(c.ctx.trace for c in calls),
+        session_ids=_unique(c.ctx.session for c in calls),
+    )
     return d
 
 
@@ -100,8 +117,14 @@ def _duplicate(w: World, i: int) -> dict[str, Any]:
         c.model, c.version = None, "v3" if wf.bad_version else c.version
         calls.append(w.call(c, agent, ts, prompt=size, prompt_hash=ph))
     calls[0].outcome = w.outcome(c)
-    return _label(w, "duplicate_call", "request", calls, prompt_hash=ph,
-                  original_request_id=calls[0].request_id)
+    return _label(
+        w,
+        "duplicate_call",
+        "request",
+        calls,
+        prompt_hash=ph,
+        original_request_id=calls[0].request_id,
+    )
 
 
 def _storm(w: World, i: int) -> dict[str, Any]:
@@ -138,8 +161,15 @@ def _bloat_session(w: World) -> dict[str, Any]:
         calls.append(w.call(c, agent, ts, prompt=int(base * growth**j * r.uniform(0.98, 1.02))))
         calls[-1].outcome = w.outcome(c)
         ts += calls[-1].latency + r.randint(40_000, 240_000)
-    return _label(w, "context_bloat", "session", calls, turns=turns,
-                  first_input=calls[0].prompt, last_input=calls[-1].prompt)
+    return _label(
+        w,
+        "context_bloat",
+        "session",
+        calls,
+        turns=turns,
+        first_input=calls[0].prompt,
+        last_input=calls[-1].prompt,
+    )
 
 
 def _bloat_singles(w: World, count: int) -> list[dict[str, Any]]:
@@ -156,8 +186,13 @@ def _bloat_singles(w: World, count: int) -> list[dict[str, Any]]:
         call.outcome = w.outcome(c)
         by_wf.setdefault(wf.name, []).append(call)
     return [
-        _label(w, "context_bloat", "request", calls,
-               median_input=calls[0].agent.prefix + calls[0].agent.body)
+        _label(
+            w,
+            "context_bloat",
+            "request",
+            calls,
+            median_input=calls[0].agent.prefix + calls[0].agent.body,
+        )
         for calls in by_wf.values()
     ]
 
@@ -178,8 +213,15 @@ def _cache_miss(w: World, i: int) -> dict[str, Any]:
         calls[-1].nocache = True
         calls[-1].outcome = w.outcome(c)
         ts += r.randint(20_000, 150_000)
-    return _label(w, "cache_miss", "prefix", calls, prefix_hash=calls[0].prefix_hash,
-                  prefix_tokens=agent.prefix, prompt_version=version)
+    return _label(
+        w,
+        "cache_miss",
+        "prefix",
+        calls,
+        prefix_hash=calls[0].prefix_hash,
+        prefix_tokens=agent.prefix,
+        prompt_version=version,
+    )
 
 
 def _accepted(calls: list[Call]) -> float:
@@ -196,38 +238,66 @@ def group_labels(w: World) -> list[dict[str, Any]]:
             mine = [c for c in w.calls if c.ctx.wf is wf and c.model == wf.alt[0]]
             rest = [c for c in w.calls if c.ctx.wf is wf and c.model == cheap]
             if mine:
-                labels.append(_label(
-                    w, "model_overkill", "group", mine,
-                    group={"workflow": wf.name, "model": wf.alt[0]}, cheaper_model=cheap,
-                    acceptance={wf.alt[0]: _accepted(mine), cheap: _accepted(rest)}))
+                labels.append(
+                    _label(
+                        w,
+                        "model_overkill",
+                        "group",
+                        mine,
+                        group={"workflow": wf.name, "model": wf.alt[0]},
+                        cheaper_model=cheap,
+                        acceptance={wf.alt[0]: _accepted(mine), cheap: _accepted(rest)},
+                    )
+                )
         if wf.bad_version:
             mine = [c for c in w.calls if c.ctx.wf is wf and c.ctx.version == wf.bad_version]
             if mine:
                 outcomes = [c.outcome for c in mine if c.outcome]
                 bad = sum(1 for o in outcomes if o in ("rejected", "escalated"))
-                labels.append(_label(
-                    w, "rejected_work", "group", mine,
-                    group={"workflow": wf.name, "prompt_version": wf.bad_version},
-                    rejected_or_escalated_share=round(bad / max(1, len(outcomes)), 4)))
+                labels.append(
+                    _label(
+                        w,
+                        "rejected_work",
+                        "group",
+                        mine,
+                        group={"workflow": wf.name, "prompt_version": wf.bad_version},
+                        rejected_or_escalated_share=round(bad / max(1, len(outcomes)), 4),
+                    )
+                )
     return _numbered(labels)
 
 
-def write_labels(out: Path, name: str, labels: list[dict[str, Any]], params: dict[str, Any],
-                 apps: dict[str, int], normal: int, injected: int,
-                 days: tuple[dt.date, dt.date]) -> dict[str, int]:
+def write_labels(
+    out: Path,
+    name: str,
+    labels: list[dict[str, Any]],
+    params: dict[str, Any],
+    apps: dict[str, int],
+    normal: int,
+    injected: int,
+    days: tuple[dt.date, dt.date],
+) -> dict[str, int]:
     """Write the labels file and README.md into ``out``; the number of findings per kind."""
     drains = {k: sum(1 for x in labels if x["kind"] == k) for k in KINDS}
-    doc = {"generator": "tokenaudit sample", "parameters": params,
-           "events_written": normal + injected, "normal_events": normal,
-           "injected_events": injected, "first_day": days[0].isoformat(),
-           "last_day": days[1].isoformat(), "drains_per_kind": drains, "drains": labels}
+    doc = {
+        "generator": "tokenaudit sample",
+        "parameters": params,
+        "events_written": normal + injected,
+        "normal_events": normal,
+        "injected_events": injected,
+        "first_day": days[0].isoformat(),
+        "last_day": days[1].isoformat(),
+        "drains_per_kind": drains,
+        "drains": labels,
+    }
     (out / name).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     (out / "README.md").write_text(_readme(params, apps, normal + injected, drains), "utf-8")
     return drains
 
 
-def _readme(params: dict[str, Any], apps: dict[str, int], events: int,
-            drains: dict[str, int]) -> str:
+def _readme(
+    params: dict[str, Any], apps: dict[str, int], events: int, drains: dict[str, int]
+) -> str:
     """The README.md of a sample folder (no paths: the bytes must not depend on ``out``)."""
     files = "\n".join(f"- `logs/{a}.jsonl.gz`: {n} calls" for a, n in apps.items())
     kinds = "\n".join(f"- {k}: {n}" for k, n in drains.items())

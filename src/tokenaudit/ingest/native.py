@@ -271,9 +271,17 @@ FROM typed
 _FAST_TYPES = {
     **dict.fromkeys(TEXT_FIELDS, "VARCHAR"),
     **dict.fromkeys(COUNT_FIELDS, "DOUBLE"),
-    "ts": "VARCHAR", "api_key": "VARCHAR", "attempt": "DOUBLE", "status": "VARCHAR",
-    "http_status": "DOUBLE", "latency_ms": "DOUBLE", "outcome": "VARCHAR",
-    "prompt_hash": "VARCHAR", "prefix_hash": "VARCHAR", "cost_usd": "VARCHAR", "tags": "JSON",
+    "ts": "VARCHAR",
+    "api_key": "VARCHAR",
+    "attempt": "DOUBLE",
+    "status": "VARCHAR",
+    "http_status": "DOUBLE",
+    "latency_ms": "DOUBLE",
+    "outcome": "VARCHAR",
+    "prompt_hash": "VARCHAR",
+    "prefix_hash": "VARCHAR",
+    "cost_usd": "VARCHAR",
+    "tags": "JSON",
 }
 _MAX_EXACT = 9007199254740992  # 2**53: larger counts cannot be read exactly as DOUBLE
 
@@ -294,7 +302,11 @@ def _fast_count_reason(field: str) -> str:
 def fast_columns(extra: list[str]) -> str:
     """The ``columns`` argument of read_json: known keys typed, unknown keys as JSON."""
     cols = {**_FAST_TYPES, **dict.fromkeys(extra, "JSON")}
-    return "{" + ", ".join(f"'{k.replace(chr(39), chr(39) * 2)}': '{t}'" for k, t in cols.items()) + "}"
+    return (
+        "{"
+        + ", ".join(f"'{k.replace(chr(39), chr(39) * 2)}': '{t}'" for k, t in cols.items())
+        + "}"
+    )
 
 
 def fast_select(relation: str, extra: list[str]) -> str:

@@ -141,7 +141,8 @@ def _rollup(
         where=where,
         dims_select=", ".join(f"{e} AS {q('g_' + d)}" for d, e in exprs.items()),
         dims_group=", ".join(q("g_" + d) for d in dims),
-        dims_struct="{" + ", ".join(f"'g_{d}': {e}" for d, e in exprs.items())
+        dims_struct="{"
+        + ", ".join(f"'g_{d}': {e}" for d, e in exprs.items())
         + ", 'outcome': outcome}",
         dims_from_last=", ".join(f"last.{q('g_' + d)} AS {q('g_' + d)}" for d in dims),
         dims_join=" AND ".join(
