@@ -163,3 +163,69 @@ def test_pyproject_section_is_read(tmp_path: Path) -> None:
         "[project]\nname='x'\n[tool.tokenaudit.attribution]\nteam = 'tags.squad'\n"
     )
     assert load_config(cwd=tmp_path).attribution == {"team": "tags.squad"}
+
+
+# --- rendering -------------------------------------------------------------
+
+
+def _render_width(table: Any) -> int:
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "text"),
+    [
+        (Decimal("119.8249"), 2, "$119.82"),
+        (Decimal("0.3770"), 2, "$0.38"),
+        (Decimal("0.004"), 2, "<$0.01"),
+        (Decimal("0.000289"), 4, "$0.0003"),
+        (Decimal("0.00000004"), 6, "<$0.000001"),
+        (Decimal("0"), 2, "$0.00"),
+        (Decimal("1234567.5"), 2, "$1,234,567.50"),
+    ],
+)
+def test_money_has_one_precision_per_column(value: Decimal, places: int, text: str) -> None:
+    from tokenaudit.report.render import money
+
+    assert money(value, 0, places) == text
+
+
+def test_money_places_follow_the_largest_value() -> None:
+    from tokenaudit.report.render import money_places
+
+    assert money_places([Decimal("119.8"), Decimal("0.0003")]) == 2
+    assert money_places([Decimal("3.1"), None]) == 4
+    assert money_places([Decimal("0.0004")]) == 6
+
+
+def test_unpriced_is_never_shown_as_zero() -> None:
+    from tokenaudit.report.render import money
+
+    assert money(None, 3) == "unpriced"
+    assert money(None, 0) == "—"
+
+
+def test_table_fits_a_narrow_terminal(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    from tokenaudit.report.render import report_table
+
+    events = [
+        {"ts": "2026-11-02T10:00:00Z", "request_id": f"r{i}", "workflow": f"workflow-{i}"}
+        for i in range(5)
+    ]
+    load(con, _write(tmp_path, events))
+    report = rollup(con, ["workflow"])
+    wide = report_table(report, "t")
+    narrow = report_table(report, "t", 80)
+    assert _render_width(wide) > 80
+    assert _render_width(narrow) <= 80
+    headers = [c.header for c in narrow.columns]
+    assert headers[:1] == ["workflow"]
+    assert "cost" in headers
+    assert "share" in headers
+    # no unpriced calls and no cache writes here: those columns carry no news
+    assert "unpriced" not in [c.header for c in wide.columns]
+    assert "cache write" not in [c.header for c in wide.columns]

@@ -82,7 +82,7 @@ def render_report(report: object, fmt: Format, output: Path | None, title: str) 
         emit(render.report_markdown(report), output)
     else:
         console = console_for(output)
-        console.print(render.report_table(report, title))
+        console.print(render.report_table(report, title, console.width))
         unpriced = report.totals["unpriced_requests"]
         if unpriced:
             err.print(
@@ -150,4 +150,6 @@ def audit(
     console.print()
     render_report(result, fmt, output, "Spend by workflow")
     window = f"{result.meta.get('first_ts') or '—'} → {result.meta.get('last_ts') or '—'} UTC"
-    err.print(f"[dim]window {window}; prices {result.meta.get('price_snapshot')}[/]")
+    err.print(
+        f"[dim]window {window}; prices {result.meta.get('price_snapshot')}[/]", soft_wrap=True
+    )

@@ -80,7 +80,14 @@ class PriceSettings:
         return userfile.price_files(self.folder)
 
     def fingerprint(self) -> str:
-        return f"{catalogue.catalogue_version()}; files {userfile.fingerprint(self.files())}"
+        """What the prices came from: the catalogue's version and the user price files."""
+        files = self.files()
+        if not files:
+            return catalogue.catalogue_version()
+        return (
+            f"{catalogue.catalogue_version()} + {len(files)} price file(s) "
+            f"{userfile.fingerprint(files)}"
+        )
 
 
 def ensure_prices(

@@ -49,16 +49,24 @@ def report_json(report: Report) -> str:
     return to_json({"rows": report.rows, "totals": report.totals, "meta": report.meta})
 
 
-def money(value: Decimal | None, unpriced: int = 0) -> str:
+def money(value: Decimal | None, unpriced: int = 0, places: int | None = None) -> str:
+    """Dollars; ``places`` fixes the decimals (a column's), else they follow the size."""
     if value is None:
         return "unpriced" if unpriced else "—"
-    if abs(value) >= 100:
-        text = f"${value:,.2f}"
-    elif abs(value) >= 0.01 or value == 0:
-        text = f"${value:,.4f}"
-    else:
-        text = f"${value:.6f}"
-    return text
+    if places is None:
+        places = money_places([value])
+    step = Decimal(1).scaleb(-places)
+    if value != 0 and abs(value) < step:
+        return f"<${step}" if value > 0 else f"-<${step}"
+    return f"${value:,.{places}f}"
+
+
+def money_places(values: Sequence[Decimal | None]) -> int:
+    """Decimals for a column of dollars: 2 when the largest is $10 or more, else 4, else 6."""
+    largest = max((abs(v) for v in values if v is not None), default=Decimal(0))
+    if largest >= 10:
+        return 2
+    return 4 if largest >= Decimal("0.01") else 6
 
 
 def count(value: int) -> str:
@@ -97,45 +105,91 @@ REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cost_per_accepted_usd", "$/accepted"),
     ("retry_rate", "retries"),
 )
+# Dropped first to last when the table is wider than the terminal.
+NARROW_DROP = ("cache write", "cache read", "retries", "input", "output", "$/accepted", "requests")
 
 
-def _cells(row: dict[str, Any]) -> list[str | Text]:
+def _cells(row: dict[str, Any], places: tuple[int, int] = (2, 4)) -> list[str | Text]:
+    per_accepted = row["cost_per_accepted_usd"]
     return [
         count(row["requests"]),
         count(row["input_tokens"]),
         count(row["cache_read_tokens"]),
         count(row["cache_write_tokens"] + row["cache_write_1h_tokens"]),
         count(row["output_tokens"]),
-        money(row["cost_usd"], row["unpriced_requests"]),
+        money(row["cost_usd"], row["unpriced_requests"], places[0]),
         bar(row["share"]),
         count(row["unpriced_requests"]) if row["unpriced_requests"] else "",
         pct(row["acceptance_rate"]),
-        money(row["cost_per_accepted_usd"]) if row["cost_per_accepted_usd"] is not None else "—",
+        money(per_accepted, 0, places[1]) if per_accepted is not None else "—",
         pct(row["retry_rate"]),
     ]
 
 
-def report_table(report: Report, title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold", show_footer=True)
-    totals = report.totals
-    for i, dim in enumerate(report.by):
-        table.add_column(dim, footer="total" if i == 0 else "", overflow="fold", min_width=8)
-    total_cells = _cells({**totals, "share": None})
-    for (_, header), foot in zip(REPORT_COLUMNS, total_cells, strict=True):
-        if header == "share":
-            table.add_column(
-                header, justify="left", footer=foot, no_wrap=True, min_width=BAR_WIDTH + 8
-            )
-        else:
-            table.add_column(header, justify="right", footer=foot, no_wrap=True)
-    for row in report.rows:
-        labels = [_label(row["group"].get(d)) for d in report.by]
-        table.add_row(*labels, *_cells(row))
+def _places(report: Report) -> tuple[int, int]:
+    rows = [*report.rows, report.totals]
+    return (
+        money_places([r["cost_usd"] for r in rows]),
+        max(money_places([r["cost_per_accepted_usd"] for r in rows]), 4),
+    )
+
+
+def report_table(report: Report, title: str | None = None, width: int | None = None) -> Table:
+    """The report as a rich table; columns without news (no unpriced calls, no cache
+    writes) are left out, and with ``width`` the least useful go until it fits."""
+    places = _places(report)
+    rows = [
+        ([_label(r["group"].get(d)) for d in report.by], _cells(r, places)) for r in report.rows
+    ]
+    foot = _cells({**report.totals, "share": None}, places)
+    keep = [
+        header
+        for (key, header), cell in zip(REPORT_COLUMNS, foot, strict=True)
+        if not (key in ("unpriced_requests", "cache_write") and cell in ("", "0"))
+    ]
+    table = _table(report, title, rows, foot, keep)
+    if width is not None:
+        for header in NARROW_DROP:
+            if _width(table) <= width:
+                break
+            if header in keep:
+                keep.remove(header)
+                table = _table(report, title, rows, foot, keep)
     return table
 
 
-def print_table(console: Console, table: Table) -> None:
-    console.print(table)
+def _width(table: Table) -> int:
+    from rich.measure import Measurement
+
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def _table(
+    report: Report,
+    title: str | None,
+    rows: list[tuple[list[str], list[str | Text]]],
+    foot: list[str | Text],
+    keep: list[str],
+) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold", show_footer=True)
+    for i, dim in enumerate(report.by):
+        longest = max((len(labels[i]) for labels, _ in rows), default=8)
+        table.add_column(
+            dim, footer="total" if i == 0 else "", overflow="ellipsis", min_width=min(longest, 24)
+        )
+    index = [i for i, (_, h) in enumerate(REPORT_COLUMNS) if h in keep]
+    for i in index:
+        header = REPORT_COLUMNS[i][1]
+        if header == "share":
+            table.add_column(
+                header, justify="left", footer=foot[i], no_wrap=True, min_width=BAR_WIDTH + 7
+            )
+        else:
+            table.add_column(header, justify="right", footer=foot[i], no_wrap=True)
+    for labels, cells in rows:
+        table.add_row(*labels, *(cells[i] for i in index))
+    return table
 
 
 FLAT_COLUMNS = (
@@ -195,6 +249,7 @@ def rows_markdown(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_
 
 def report_markdown(report: Report) -> str:
     header = [*report.by, *(h for _, h in REPORT_COLUMNS)]
+    places = _places(report)
     rows = []
     for row in [*report.rows, {**report.totals, "group": {}, "share": None}]:
         is_total = not row["group"] and report.by
@@ -204,6 +259,6 @@ def report_markdown(report: Report) -> str:
             else safe_cell(_label(row["group"].get(d)))
             for i, d in enumerate(report.by)
         ]
-        cells = [c.plain if isinstance(c, Text) else c for c in _cells(row)]
+        cells = [c.plain if isinstance(c, Text) else c for c in _cells(row, places)]
         rows.append(labels + cells)
     return rows_markdown(header, rows, len(report.by))
