@@ -57,7 +57,7 @@ def test_ingest_then_report_json(tmp_path: Path) -> None:
     }
     assert keys <= set(report["rows"][0])
     assert isinstance(report["rows"][0]["requests"], int)
-    assert report["meta"]["unpriced_requests"] == 1  # the fine-tuned model
+    assert report["meta"]["unpriced_requests"] == 1  # the house model no catalogue knows
     assert report["meta"]["quarantined_rows"] == 0
 
 
@@ -192,9 +192,9 @@ def test_unpriced_listed_never_zero(tmp_path: Path) -> None:
     code, out, _ = run("prices", "--unpriced", "--db", db, "-f", "json")
     assert code == 0
     (row,) = json.loads(out)["rows"]
-    assert row["model"].startswith("ft:gpt-4o-mini")
+    assert row["model"] == "acme-house-llm-v2"
     _, out, _ = run("report", "--by", "model", "--db", db, "-f", "json")
-    ft = next(r for r in json.loads(out)["rows"] if r["group"]["model"].startswith("ft:"))
+    ft = next(r for r in json.loads(out)["rows"] if r["group"]["model"] == "acme-house-llm-v2")
     assert ft["cost_usd"] is None and ft["unpriced_requests"] == 1
     _, table, err = run("report", "--by", "model", "--db", db)
     assert "unpriced" in table and "1 calls are unpriced" in err

@@ -252,3 +252,41 @@ def test_bedrock_arn_and_dated_names_are_priced(tmp_path: Path) -> None:
         ids = c.execute("SELECT model_id FROM usage_events ORDER BY request_id").fetchall()
     # Bedrock prices its own (regional) SKU of the model; the dated name maps to its family.
     assert ids == [("regional.anthropic.claude-3-7-sonnet-20250219-v1:0",), ("gpt-4o-mini",)]
+
+
+def test_fine_tune_is_found_without_a_provider() -> None:
+    from tokenaudit.pricing import catalogue
+
+    # `prices MODEL` has no provider to go on: an ft: name implies OpenAI's catalogue.
+    res, rows = catalogue.resolve(None, "ft:gpt-4o-mini-2024-07-18:acme::sup42")
+    assert res.model_id == "ft:gpt-4o-mini"
+    standard = [r for r in rows if r.service_tier == "standard"]
+    assert standard[0].prices[0] == Decimal("0.3")  # not the base model's $0.15
+    # and never the base model's price for a fine-tune the catalogue does not know
+    assert catalogue.resolve(None, "ft:gpt-4.1-nano-2025-04-14:acme::x1")[0].model_id in (
+        None,
+        "ft:gpt-4.1-nano",
+    )
+
+
+def test_price_file_row_applies_to_calls_that_do_not_name_a_provider(tmp_path: Path) -> None:
+    from tokenaudit.pricing import userfile
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[[price]]\nmodel = "house-*"\nprovider = "openai"\ninput_mtok = "1"\noutput_mtok = "2"\n'
+    )
+    (row,) = userfile.load([path])
+    assert row.matches("", "house-7b", None)
+    assert row.matches("OpenAI", "house-7b", None)
+    assert not row.matches("anthropic", "house-7b", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("0.3", "$0.30"), ("0.075", "$0.075"), ("15", "$15.00"), ("1.875", "$1.875")],
+)
+def test_prices_per_million_show_cents(value: str, text: str) -> None:
+    from tokenaudit.report.render import per_mtok
+
+    assert per_mtok(Decimal(value)) == text

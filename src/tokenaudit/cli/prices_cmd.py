@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,28 +21,6 @@ from tokenaudit.cli.app import (
     err,
     handle_errors,
 )
-
-PRICE_FIELDS = (
-    "input_mtok",
-    "cache_read_mtok",
-    "cache_write_mtok",
-    "cache_write_1h_mtok",
-    "output_mtok",
-    "reasoning_mtok",
-)
-
-
-def _mtok(v: Decimal | None) -> str:
-    return "—" if v is None else f"${v.normalize():f}"
-
-
-def _tier(row: dict[str, Any]) -> str:
-    above, upto = row["input_above"], row["input_upto"]
-    if above < 0 and upto is None:
-        return "all"
-    if above < 0:
-        return f"≤{upto:,}"
-    return f">{above:,}" + (f" ≤{upto:,}" if upto is not None else "")
 
 
 @app.command()
@@ -110,42 +87,7 @@ def prices(
         if not rows:
             err.print("every call is priced")
         return
-    table = Table(
-        title=f"Prices per million tokens ({info.snapshot})",
-        title_justify="left",
-        header_style="bold",
-    )
-    for col in (
-        "model",
-        "provider",
-        "model id",
-        "tier",
-        "from",
-        "to",
-        "input size",
-        "input",
-        "cache read",
-        "cache write 5m",
-        "cache write 1h",
-        "output",
-        "reasoning",
-        "source",
-        "calls",
-    ):
-        table.add_column(col, overflow="fold", no_wrap=col in ("tier", "from", "to", "input"))
-    for r in rows:
-        table.add_row(
-            r["model"],
-            r["provider"] or "—",
-            r["model_id"],
-            r["service_tier"],
-            str(r["effective_from"]) if str(r["effective_from"]) != "1970-01-01" else "—",
-            str(r["effective_to"] or "—"),
-            _tier(r),
-            *(_mtok(r[f]) for f in PRICE_FIELDS),
-            r["source"],
-            f"{r['calls']:,}",
-        )
+    table = render.prices_table(rows, f"Prices per million tokens ({info.snapshot})")
     console.print(table)
     if model is not None and not rows:
         err.print(

@@ -86,7 +86,7 @@ def _find(provider: str | None, model: str) -> tuple[Any, Any] | None:
     from genai_prices import data_snapshot
 
     snap = data_snapshot.get_snapshot()
-    hint = provider_hint(provider)
+    hint = provider_hint(provider, model)
     for name in candidates(model):
         for prov_id in (hint, None) if hint else (None,):
             try:

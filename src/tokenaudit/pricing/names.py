@@ -44,9 +44,11 @@ _BEDROCK_VENDOR = re.compile(
 )
 
 
-def provider_hint(provider: str | None) -> str | None:
+def provider_hint(provider: str | None, model: str = "") -> str | None:
+    """The catalogue's provider id for ``provider``; for none, one the model's name implies."""
     if not provider:
-        return None
+        # OpenAI fine-tunes ("ft:gpt-4o-mini-2024-07-18:org::id") are only found under openai.
+        return "openai" if model.strip().startswith("ft:") else None
     return PROVIDER_ALIASES.get(provider.strip().lower(), provider.strip().lower())
 
 
@@ -78,8 +80,9 @@ def candidates(model: str) -> list[str]:
         base, _, version = stripped.partition("@")
         add(f"{base}-{version}" if version and version != "latest" else base)
         add(base)
-    # Fine-tuned models ("ft:gpt-4o-mini-2024-07-18:org::id") cost more than their base:
-    # they stay unpriced unless a price file names them.
+    # Fine-tuned models ("ft:gpt-4o-mini-2024-07-18:org::id") cost more than their base,
+    # so never fall back to the base name: the catalogue prices the fine-tunes it knows
+    # by their full name; the others stay unpriced unless a price file names them.
     if model.strip().startswith("ft:"):
         return [model.strip()]
     return out

@@ -58,7 +58,8 @@ class UserPrice:
     source: str
 
     def matches(self, provider: str | None, model: str, model_id: str | None) -> bool:
-        if self.provider and (provider or "").lower() != self.provider.lower():
+        # A call that does not say its provider may take a price file's row for any.
+        if self.provider and provider and provider.lower() != self.provider.lower():
             return False
         pat = self.pattern.lower()
         names = [model.lower()] + ([model_id.lower()] if model_id else [])

@@ -262,3 +262,81 @@ def report_markdown(report: Report) -> str:
         cells = [c.plain if isinstance(c, Text) else c for c in _cells(row, places)]
         rows.append(labels + cells)
     return rows_markdown(header, rows, len(report.by))
+
+
+PRICE_COLUMNS = (
+    ("input_mtok", "input"),
+    ("cache_read_mtok", "cache read"),
+    ("cache_write_mtok", "write 5m"),
+    ("cache_write_1h_mtok", "write 1h"),
+    ("output_mtok", "output"),
+    ("reasoning_mtok", "reasoning"),
+)
+
+
+def per_mtok(value: Decimal | None) -> str:
+    """A price per million tokens, with at least cents: $0.30, $0.075, $15.00."""
+    if value is None:
+        return "—"
+    text = f"{value.normalize():f}"
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def _input_size(row: dict[str, Any]) -> str:
+    above, upto = row["input_above"], row["input_upto"]
+    if above < 0 and upto is None:
+        return "any"
+    if above < 0:
+        return f"≤{upto:,}"
+    return f">{above:,}" + (f" ≤{upto:,}" if upto is not None else "")
+
+
+def _period(row: dict[str, Any]) -> str:
+    start = row["effective_from"]
+    first = "" if str(start) == "1970-01-01" else str(start)
+    last = "" if row["effective_to"] is None else f"{row['effective_to']}"
+    if not first and not last:
+        return "always"
+    return f"{first or '…'} → {last or 'now'}"
+
+
+def prices_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """Resolved prices, one line per model, tier, period and input size.
+
+    A model's name is printed once for its rows (with the catalogue id it resolved
+    to underneath, when that differs); price columns that no row has (reasoning,
+    cache writes for most OpenAI models) are left out. "catalogue" is the
+    genai-prices version in the title; other sources come from price files.
+    """
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("model", no_wrap=True)
+    for header in ("tier", "period"):
+        table.add_column(header, no_wrap=True)
+    sized = any(_input_size(r) != "any" for r in rows)
+    if sized:
+        table.add_column("input size", no_wrap=True)
+    shown = [(k, h) for k, h in PRICE_COLUMNS if any(r[k] is not None for r in rows)]
+    for _, header in shown:
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("source", overflow="fold", min_width=9)
+    table.add_column("calls", justify="right", no_wrap=True)
+    groups: dict[str, int] = {}
+    for r in rows:
+        name = r["model"] + (f" ({r['provider']})" if r["provider"] else "")
+        seen = groups.get(name, 0)
+        groups[name] = seen + 1
+        alias = r["model_id"] not in (None, r["model"])
+        label = name if seen == 0 else (f"  = {r['model_id']}" if seen == 1 and alias else "")
+        if seen == 0 and alias and sum(x["model"] == r["model"] for x in rows) == 1:
+            label = f"{name}\n  = {r['model_id']}"
+        table.add_row(
+            label,
+            r["service_tier"],
+            _period(r),
+            *([_input_size(r)] if sized else []),
+            *(per_mtok(r[k]) for k, _ in shown),
+            "catalogue" if r["source"].startswith("genai-prices") else r["source"],
+            count(r["calls"]),
+        )
+    return table
