@@ -36,7 +36,7 @@ Normal traffic never: repeats a prompt_hash (but in the retry of a failed call),
 in a row, has over 16 calls in a trace, sends a >= 1024-token prompt uncached within 5 min
 of a successful call with the same model and prefix, or varies its input more than 4x within
 a workflow agent. No request is in two kinds. The fine-tuned ``FT_MODEL`` (ticket-classify)
-is the one model the price catalogue may not know.
+is priced at its fine-tuned rate, never at its base model's.
 
 Counts: normal traffic fills ``events`` minus the injected calls (the two group kinds are
 normal traffic), so exactly ``events`` lines are written when that leaves at least 500

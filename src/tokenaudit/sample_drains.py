@@ -319,5 +319,5 @@ and number of calls; `tokenaudit ingest` skips it, as it skips this file. Inject
 {kinds}
 
 Try: `tokenaudit audit .` in this folder. The fine-tuned model
-`ft:gpt-4o-mini-2024-07-18:acme::sup42` is unpriced unless a price file names it.
+`ft:gpt-4o-mini-2024-07-18:acme::sup42` is priced at its fine-tuned rate, not its base model's.
 """
