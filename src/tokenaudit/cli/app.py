@@ -101,7 +101,12 @@ def emit(text: str, output: Path | None) -> None:
     err.print(f"wrote {output}")
 
 
-PIPE_WIDTH = 150  # rich tables written to a pipe or a file get this width
+PIPE_WIDTH = 150  # rich tables written to a pipe or a file get this width ($COLUMNS wins)
+
+
+def pipe_width() -> int:
+    value = os.environ.get("COLUMNS", "")
+    return int(value) if value.isdigit() and int(value) >= 40 else PIPE_WIDTH
 
 
 def console_for(output: Path | None) -> Console:
@@ -109,10 +114,10 @@ def console_for(output: Path | None) -> Console:
     if output is None:
         console = Console(highlight=False)
         if not console.is_terminal:
-            console = Console(highlight=False, width=PIPE_WIDTH)
+            console = Console(highlight=False, width=pipe_width())
         return console
     return Console(
         file=open(output, "w", encoding="utf-8"),
-        width=PIPE_WIDTH,
+        width=pipe_width(),
         highlight=False,
     )

@@ -83,8 +83,9 @@ def prices(
                 f"{r['first_day']} → {r['last_day']}",
                 r["detail"] or "",
             )
-        console.print(table)
-        if not rows:
+        if rows:
+            console.print(table)
+        else:
             err.print("every call is priced")
         return
     table = render.prices_table(rows, f"Prices per million tokens ({info.snapshot})")
