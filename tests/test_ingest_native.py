@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,69 @@ def test_fast_and_exact_paths_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path.write_text(text + "\n".join(extra) + "\n")
     fast, exact = _rows_both_ways(path, monkeypatch)
     assert fast == exact
+
+
+def test_clean_file_is_numbered_by_insertion_order(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clean file takes the ordered attempt (no ordering window): its line numbers
+    # come from insertion order and must still be exact, duplicates included.
+    path = tmp_path / "clean.jsonl"
+    _big(path, 250_000)
+    with open(path, "a") as f:
+        f.write(GOOD % (1, "r777", 1) + "\n")  # line 250,001 repeats line 777's id
+    attempts: list[bool] = []
+    original = load_module._load
+
+    def spy(*args: Any) -> Any:
+        attempts.append(args[3][1])  # (relation, ordered, price map, pairs)
+        return original(*args)
+
+    monkeypatch.setattr(load_module, "_load", spy)
+    (r,) = load(con, path)
+    assert attempts == [True], "a clean file should load on the ordered attempt"
+    assert (r.rows_loaded, r.rows_quarantined) == (250_000, 1)
+    assert quarantine_rows(con) == [
+        {"line_no": 250_001, "reason": "duplicate request_id (first at line 777)"}
+    ]
+    mismatched = con.execute(
+        "SELECT count(*) FROM usage_events WHERE request_id <> 'r' || line_no"
+    ).fetchall()[0][0]
+    assert mismatched == 0
+    assert con.execute("SELECT count(*) FROM usage_events WHERE price_id IS NULL").fetchall() == [
+        (0,)
+    ]
+
+
+def test_fast_and_exact_agree_on_a_clean_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "clean.jsonl"
+    _big(path, 5_000)
+    fast, exact = _rows_both_ways(path, monkeypatch)
+    assert fast == exact
+
+
+def test_models_first_seen_past_the_sample_are_priced(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    # The price map is built from the first 20,480 records; a model that appears only
+    # later (and one no catalogue knows) must still be priced (or counted unpriced).
+    path = tmp_path / "late.jsonl"
+    _big(path, 21_000)
+    with open(path, "a") as f:
+        f.write(
+            '{"ts":"2026-11-02T10:00:00Z","request_id":"late1","provider":"anthropic",'
+            '"model":"claude-haiku-4-5","input_tokens":1000000,"output_tokens":0}\n'
+            '{"ts":"2026-11-02T10:00:00Z","request_id":"late2","model":"house-llm",'
+            '"input_tokens":5}\n'
+        )
+    load(con, path)
+    rows = dict(
+        con.execute(
+            "SELECT request_id, cost_usd FROM usage_events WHERE request_id LIKE 'late%'"
+        ).fetchall()
+    )
+    assert rows == {"late1": Decimal("1"), "late2": None}  # haiku 4.5: $1 per M input
+    unpriced = con.execute("SELECT count(*) FROM usage_events WHERE cost_usd IS NULL")
+    assert unpriced.fetchall() == [(1,)]

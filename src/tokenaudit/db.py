@@ -28,6 +28,7 @@ _SETTINGS = (
     "SET autoinstall_known_extensions = false",
     "SET autoload_known_extensions = false",
     "SET TimeZone = 'UTC'",
+    "SET preserve_insertion_order = true",  # the fast native load numbers lines by it
 )
 
 

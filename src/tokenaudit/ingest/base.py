@@ -43,14 +43,24 @@ class StageContext:
 
 @dataclass(frozen=True)
 class Streamed:
-    """A file read in one streaming pass: ``relation`` yields stage rows (line_no, reason and
-    the stage columns) and must account for exactly ``records`` records, else the loader
-    falls back to ``stage``. ``models_sql`` lists (provider, model) pairs of a sample."""
+    """A file read in one streaming pass straight into the store, no staging table.
 
-    relation: str
+    ``numbered`` yields stage rows (line_no, reason and the stage columns) with exact
+    line numbers and must account for exactly ``records`` records, else the loader
+    falls back to ``stage``. ``ordered``, when given, is the same relation with line_no
+    0 and rows in file order: the loader numbers them by insertion order, which spares
+    the reader an ordering window; it is used only when every record is valid.
+    """
+
+    numbered: str
     params: dict[str, Any]
     records: int | None  # None: one record per line of the file (src.line_count)
-    models_sql: str | None = None
+    ordered: str | None = None
+    models_sql: str | None = None  # (provider, model) pairs of a sample, priced up front
+
+    def attempts(self) -> list[tuple[str, bool]]:
+        first = [(self.ordered, True)] if self.ordered else []
+        return [*first, (self.numbered, False)]
 
 
 class Ingester(Protocol):

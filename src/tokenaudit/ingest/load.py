@@ -15,7 +15,14 @@ from tokenaudit import attribution
 from tokenaudit.errors import InputError
 from tokenaudit.ingest.base import StageContext, Streamed
 from tokenaudit.model import USAGE_STAGE_NAMES, q
-from tokenaudit.pricing import PriceSettings, cost_sql, ensure_prices, price_join
+from tokenaudit.pricing import (
+    TOTAL_INPUT_SQL,
+    PriceSettings,
+    cost_sql,
+    price_join,
+    resolve_pairs,
+)
+from tokenaudit.pricing.lookup import lookup_sql, price_map_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -92,17 +99,18 @@ _MOVE_DUPS_SQL = (
     "DROP TABLE _dups",
 )
 
+# Calls are priced as they go in, from a constant map of their models' prices
+# (pricing.lookup): a join would lose the file order the ordered attempt relies on.
 _INSERT_EVENTS_SQL = """INSERT INTO usage_events
 SELECT $file_id AS file_id, s.line_no, $source AS source, {cols_a},
-    r.model_id, {cols_b}, {cost} AS cost_usd, p.price_id, s.tags
-FROM ({relation}) s {join}
-WHERE s.reason IS NULL"""
+    s.p.model_id AS model_id, {cols_b}, {cost} AS cost_usd, s.p.price_id AS price_id, s.tags
+FROM (SELECT s.*, {lookup} AS p FROM ({relation}) s WHERE s.reason IS NULL) s"""
 
 _INSERT_QUARANTINE_SQL = """INSERT INTO quarantine
 SELECT $file_id, line_no, reason FROM ({relation}) WHERE reason IS NOT NULL"""
 
-# Calls whose model was first seen after the sample: price them now.
-_REPRICE_FILE_SQL = """UPDATE usage_events AS u
+# Calls whose model was not in the map (not in the sample the map was built from).
+_PRICE_REST_SQL = """UPDATE usage_events AS u
 SET cost_usd = c.cost_usd, price_id = c.price_id, model_id = c.model_id
 FROM (
     SELECT s.rowid AS rid, {cost} AS cost_usd, p.price_id, r.model_id
@@ -111,11 +119,22 @@ FROM (
 ) c
 WHERE u.rowid = c.rid"""
 
+# Rows inserted in file order sit at consecutive row ids (the transaction's own).
+_NUMBER_SQL = """UPDATE usage_events SET line_no = rowid - (
+    SELECT min(rowid) FROM usage_events WHERE file_id = $file_id) + 1
+WHERE file_id = $file_id"""
+
+_UNPRICED_PAIRS_SQL = """SELECT DISTINCT coalesce(lower(provider), ''), model FROM usage_events
+WHERE file_id = $file_id AND price_id IS NULL"""
+
+_STAGE_PAIRS_SQL = """SELECT DISTINCT coalesce(lower(provider), ''), model FROM stage
+WHERE reason IS NULL AND model IS NOT NULL"""
+
 _FILE_COUNTS_SQL = """SELECT (SELECT count(*) FROM usage_events WHERE file_id = $file_id),
     (SELECT count(*) FROM quarantine WHERE file_id = $file_id)"""
 
 
-def _insert_events_sql(relation: str) -> str:
+def _insert_events_sql(relation: str, price_map: str) -> str:
     names = list(USAGE_STAGE_NAMES)
     names.remove("tags")
     before = names[: names.index("model") + 1]
@@ -124,7 +143,7 @@ def _insert_events_sql(relation: str) -> str:
         cols_a=", ".join(f"s.{q(c)}" for c in before),
         cols_b=", ".join(f"s.{q(c)}" for c in after),
         cost=cost_sql("s"),
-        join=price_join("s"),
+        lookup=lookup_sql(price_map, "s", TOTAL_INPUT_SQL.format(s="s")),
         relation=relation,
     )
 
@@ -168,17 +187,27 @@ def load_file(
     if streamed is not None:
         import duckdb
 
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _resolve_sample(con, prices, streamed)
-            result = _load(con, src, ingester, streamed, prices, mapping)
-            con.execute("COMMIT")
-            return result
-        except (_Mismatch, duckdb.InvalidInputException, duckdb.ConversionException):
-            con.execute("ROLLBACK")  # malformed content: the staged path names every bad line
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        pairs = _pairs(con, streamed.models_sql, streamed.params)
+        price_map = _price_map(con, prices, pairs)
+        for relation, ordered in streamed.attempts():
+            con.execute("BEGIN TRANSACTION")
+            try:
+                result = _load(
+                    con,
+                    src,
+                    ingester,
+                    (relation, ordered, price_map, pairs),
+                    streamed,
+                    prices,
+                    mapping,
+                )
+                con.execute("COMMIT")
+                return result
+            except (_Mismatch, duckdb.InvalidInputException, duckdb.ConversionException):
+                con.execute("ROLLBACK")  # the next attempt, at last the staged path, decides
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
     # Staging fills only a TEMP table, outside the transaction.
     try:
         read = ingester.stage(con, src, ctx)
@@ -188,9 +217,11 @@ def load_file(
         raise
     con.execute("BEGIN TRANSACTION")
     try:
-        ensure_prices(con, prices, stage="stage")
+        staged = Streamed(_STAGED, {}, read)
+        pairs = _pairs(con, _STAGE_PAIRS_SQL, {})
+        price_map = _price_map(con, prices, pairs)
         result = _load(
-            con, src, ingester, Streamed("SELECT * FROM stage", {}, read), prices, mapping
+            con, src, ingester, (_STAGED, False, price_map, pairs), staged, prices, mapping
         )
         con.execute("COMMIT")
     except BaseException:
@@ -201,51 +232,71 @@ def load_file(
     return result
 
 
+_STAGED = "SELECT * FROM stage"
+
+
+def _pairs(
+    con: duckdb.DuckDBPyConnection, sql: str | None, params: dict[str, Any]
+) -> set[tuple[str, str]]:
+    if sql is None:
+        return set()
+    return {(str(a), str(b)) for a, b in con.execute(sql, _bind(sql, params)).fetchall()}
+
+
+def _price_map(
+    con: duckdb.DuckDBPyConnection, prices: PriceSettings, pairs: set[tuple[str, str]]
+) -> str:
+    """Resolve ``pairs`` (new ones only) and return their prices as a MAP literal."""
+    resolve_pairs(con, prices, sorted(pairs))
+    return price_map_sql(con, sorted(pairs))
+
+
 def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     """The named parameters ``sql`` uses (DuckDB rejects extra ones)."""
     return {k: v for k, v in params.items() if f"${k}" in sql}
-
-
-def _resolve_sample(con: duckdb.DuckDBPyConnection, prices: PriceSettings, s: Streamed) -> None:
-    """Resolve the models of a sample up front, so that the insert prices nearly every call."""
-    from tokenaudit.pricing import resolve_pairs
-
-    if s.models_sql:
-        pairs = con.execute(s.models_sql, _bind(s.models_sql, s.params)).fetchall()
-        resolve_pairs(con, prices, [(str(a), str(b)) for a, b in pairs])
 
 
 def _load(
     con: duckdb.DuckDBPyConnection,
     src: Source,
     ingester: Ingester,
+    attempt: tuple[str, bool, str, set[tuple[str, str]]],
     s: Streamed,
     prices: PriceSettings,
     mapping: dict[str, Any],
 ) -> FileResult:
+    """Insert the attempt's valid rows, quarantine the rest, price, dedupe, attribute.
+
+    ``attempt`` is (relation, ordered, price map, the pairs in the map). ``ordered``:
+    the relation's rows come in file order with line_no 0; it must then account for
+    every record with no reject, since rejects would break the numbering.
+    """
+    relation, ordered, price_map, mapped = attempt
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
-    records: int | None = s.records
     ids = {"file_id": file_id}
     params = {**s.params, **ids, "source": ingester.name}
-    insert = _insert_events_sql(s.relation)
+    insert = _insert_events_sql(relation, price_map)
     loaded = con.execute(insert, _bind(insert, params)).fetchall()[0][0]
+    records = s.records if s.records is not None else src.line_count  # hashed meanwhile
     quarantined = 0
-    if records is None:
-        records = src.line_count  # the background scan finished during the insert
+    if ordered and loaded != records:
+        raise _Mismatch
     if loaded < records:
-        qsql = _INSERT_QUARANTINE_SQL.format(relation=s.relation)
+        qsql = _INSERT_QUARANTINE_SQL.format(relation=relation)
         quarantined = con.execute(qsql, _bind(qsql, params)).fetchall()[0][0]
     if loaded + quarantined != records:
-        if s.relation != "SELECT * FROM stage":
+        if relation != _STAGED:
             raise _Mismatch
         raise InputError(
             f"{src.path}: conservation check failed: {loaded} loaded + {quarantined} "
             f"quarantined != {records} records read; nothing was written"
         )
+    if ordered:
+        con.execute(_NUMBER_SQL, ids)
+    _price_rest(con, prices, ids, mapped)
     _move_duplicates(con, ids)
     if mapping:
         attribution.apply(con, mapping, table="usage_events", where="file_id = ?", params=[file_id])
-    _price_late_models(con, prices, ids)
     loaded, quarantined = (int(x) for x in con.execute(_FILE_COUNTS_SQL, ids).fetchall()[0])
     if loaded + quarantined != records:
         raise InputError(f"{src.path}: conservation check failed after dedupe; nothing was written")
@@ -292,16 +343,14 @@ def _move_duplicates(con: duckdb.DuckDBPyConnection, ids: dict[str, int]) -> Non
         con.execute(sql, ids if "$file_id" in sql else None)
 
 
-def _price_late_models(
-    con: duckdb.DuckDBPyConnection, prices: PriceSettings, ids: dict[str, int]
+def _price_rest(
+    con: duckdb.DuckDBPyConnection,
+    prices: PriceSettings,
+    ids: dict[str, int],
+    mapped: set[tuple[str, str]],
 ) -> None:
-    from tokenaudit.pricing import resolve_pairs
-
-    new = con.execute(
-        "SELECT DISTINCT coalesce(lower(provider), ''), model FROM usage_events "
-        "WHERE file_id = $file_id AND price_id IS NULL",
-        ids,
-    ).fetchall()
-    added = resolve_pairs(con, prices, [(str(a), str(b)) for a, b in new])
-    if added:
-        con.execute(_REPRICE_FILE_SQL.format(cost=cost_sql("s"), join=price_join("s")), ids)
+    """Price the calls whose model was not in the map (first seen past the sample)."""
+    pairs = {(str(a), str(b)) for a, b in con.execute(_UNPRICED_PAIRS_SQL, ids).fetchall()}
+    new = pairs - mapped
+    if new and resolve_pairs(con, prices, sorted(new)):
+        con.execute(_PRICE_REST_SQL.format(cost=cost_sql("s"), join=price_join("s")), ids)

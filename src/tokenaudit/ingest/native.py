@@ -23,6 +23,7 @@ lines are split in Python in large blocks and handed over as Arrow batches.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from tokenaudit.ingest.base import KEY_HASH_SQL, StageContext, Streamed
@@ -108,9 +109,10 @@ _SECRET_PATTERN = (
     r"(sk-(proj|ant|live|or)?-?[A-Za-z0-9_\-]{12,}|Bearer\s+[A-Za-z0-9._\-]{8,}|AKIA[0-9A-Z]{12,})"
 )
 
-# Epoch numbers: seconds, milliseconds, microseconds or nanoseconds by magnitude.
+# ISO 8601 (has a '-': tested first, cheaply); epoch numbers: seconds, milliseconds, microseconds or nanoseconds by magnitude.
 _TS_SQL = """CASE
     WHEN j.ts IS NULL THEN NULL
+    WHEN contains(j.ts, '-') THEN TRY_CAST(TRY_CAST(j.ts AS TIMESTAMPTZ) AS TIMESTAMP)
     WHEN regexp_full_match(j.ts, '[0-9]{1,20}(\\.[0-9]+)?') THEN
         CASE WHEN TRY_CAST(j.ts AS DOUBLE) < 1e11 THEN make_timestamp((TRY_CAST(j.ts AS DOUBLE) * 1e6)::BIGINT)
              WHEN TRY_CAST(j.ts AS DOUBLE) < 1e14 THEN make_timestamp((TRY_CAST(j.ts AS DOUBLE) * 1e3)::BIGINT)
@@ -179,14 +181,20 @@ _KEY_COLUMNS = ",\n        ".join(
 
 
 def _tags_sql(extra: str) -> str:
-    """Explicit tags merged over the unknown keys (``extra``: a JSON object or NULL)."""
+    """Explicit tags merged over the unknown keys (``extra``: a JSON object or NULL).
+
+    Tags arrive as minified JSON text from either reader, so its first character
+    tells an object from a scalar without parsing it again.
+    """
+    obj = "left(j.tags::VARCHAR, 1) = '{'"
+    other = "j.tags IS NOT NULL AND j.tags::VARCHAR <> 'null'"
     return f"""CASE
-            WHEN {extra} IS NOT NULL AND json_type(j.tags) = 'OBJECT' THEN json_merge_patch({extra}, j.tags)
-            WHEN {extra} IS NOT NULL AND j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL'
+            WHEN {extra} IS NOT NULL AND {obj} THEN json_merge_patch({extra}, j.tags)
+            WHEN {extra} IS NOT NULL AND {other}
                 THEN json_merge_patch({extra}, json_object('tags', j.tags))
             WHEN {extra} IS NOT NULL THEN {extra}
-            WHEN json_type(j.tags) = 'OBJECT' THEN j.tags
-            WHEN j.tags IS NOT NULL AND json_type(j.tags) <> 'NULL' THEN json_object('tags', j.tags)
+            WHEN {obj} THEN j.tags
+            WHEN {other} THEN json_object('tags', j.tags)
         END"""
 
 
@@ -324,9 +332,25 @@ def fast_select(relation: str, extra: list[str]) -> str:
         extra_sql = f"CASE WHEN {' OR '.join(f'j.{q(k)} IS NOT NULL' for k in extra)} THEN json_strip_nulls({extra_obj}) END"
     else:
         extra_sql = "NULL::JSON"
+    outer = f"""SELECT line_no,
+    CASE
+        {_TS_REASONS}
+        {count_reasons}
+        WHEN reasoning_tokens > output_tokens THEN 'reasoning_tokens (' || reasoning_tokens || ') exceeds output_tokens (' || output_tokens || ')'
+        WHEN attempt IS NULL OR attempt < 1 THEN 'attempt is not a positive whole number: ' || {_num_text("j.attempt")}
+        {_TAIL_REASONS}
+    END AS reason,
+    {_OUTPUT_COLUMNS}
+FROM typed
+"""
+    # The reasons quote raw values: carry those columns through as raw_<name>
+    # (columns of the reader, not a packed struct: packing costs a copy per row).
+    raw = sorted(set(re.findall(r"\bj\.(\w+)", outer)))
+    outer = re.sub(r"\bj\.(\w+)", r"raw_\1", outer)
+    raw_cols = "".join(f"j.{name} AS raw_{name}, " for name in raw)
     return f"""
-WITH typed AS MATERIALIZED (
-    SELECT line_no, j,
+WITH typed AS NOT MATERIALIZED (
+    SELECT line_no, {raw_cols}
         {_TS_SQL} AS ts,
         {text_cols},
         {count_cols},
@@ -338,19 +362,9 @@ WITH typed AS MATERIALIZED (
         {_KEY_COLUMNS},
         TRY_CAST(j.cost_usd AS DECIMAL(38,12)) AS reported_cost_usd,
         {_tags_sql(extra_sql)} AS tags_raw
-    FROM (SELECT line_no, struct_pack(*COLUMNS(* EXCLUDE (line_no))) AS j FROM {relation})
+    FROM {relation} AS j
 )
-SELECT line_no,
-    CASE
-        {_TS_REASONS}
-        {count_reasons}
-        WHEN reasoning_tokens > output_tokens THEN 'reasoning_tokens (' || reasoning_tokens || ') exceeds output_tokens (' || output_tokens || ')'
-        WHEN attempt IS NULL OR attempt < 1 THEN 'attempt is not a positive whole number: ' || {_num_text("j.attempt")}
-        {_TAIL_REASONS}
-    END AS reason,
-    {_OUTPUT_COLUMNS}
-FROM typed
-"""
+{outer}"""
 
 
 # Unknown keys: the columns DuckDB detects in its sample of the file (the first 20,480
@@ -358,9 +372,10 @@ FROM typed
 _SAMPLE_SQL = "SELECT * FROM read_json($path, format = 'newline_delimited') LIMIT 0"
 
 _MODELS_SQL = """SELECT DISTINCT coalesce(lower(provider), ''), model FROM (
-    SELECT provider, model FROM read_json($path, format = 'newline_delimited',
-        columns = {'provider': 'VARCHAR', 'model': 'VARCHAR'}) LIMIT 20480)
-WHERE model IS NOT NULL"""
+    SELECT trim(provider) AS provider, trim(model) AS model FROM read_json($path,
+        format = 'newline_delimited', columns = {'provider': 'VARCHAR', 'model': 'VARCHAR'})
+    LIMIT 20480)
+WHERE model IS NOT NULL AND model <> ''"""
 
 ARROW_BLOCK = 64 << 20
 MAX_LINE = 16 << 20
@@ -398,13 +413,18 @@ class NativeIngester:
             sample.fetchall()
         except duckdb.Error:
             return None  # not even the first records parse
-        relation = (
-            "SELECT row_number() OVER () AS line_no, * FROM read_json($path, "
-            f"format = 'newline_delimited', columns = {fast_columns(extra)}, "
-            "maximum_object_size = 16777216)"
+        reader = (
+            "read_json($path, format = 'newline_delimited', "
+            f"columns = {fast_columns(extra)}, maximum_object_size = 16777216)"
         )
         # Blank lines are skipped by the reader: then the count differs and the exact path runs.
-        return Streamed(fast_select(f"({relation})", extra), params, None, _MODELS_SQL)
+        return Streamed(
+            fast_select(f"(SELECT row_number() OVER () AS line_no, * FROM {reader})", extra),
+            params,
+            None,
+            ordered=fast_select(f"(SELECT 0::BIGINT AS line_no, * FROM {reader})", extra),
+            models_sql=_MODELS_SQL,
+        )
 
     def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
         """The exact path: every line read and judged on its own."""
