@@ -197,4 +197,30 @@ def test_unpriced_listed_never_zero(tmp_path: Path) -> None:
     ft = next(r for r in json.loads(out)["rows"] if r["group"]["model"] == "acme-house-llm-v2")
     assert ft["cost_usd"] is None and ft["unpriced_requests"] == 1
     _, table, err = run("report", "--by", "model", "--db", db)
-    assert "unpriced" in table and "1 calls are unpriced" in err
+    assert "unpriced" in table and "1 call is unpriced" in err
+
+
+def test_prices_table_for_one_model_and_narrow_terminals(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from tokenaudit import api
+    from tokenaudit.report import render
+
+    info = api.prices(tmp_path / "none.duckdb", "claude-sonnet-4-5-20250929")
+    (table,) = render.prices_tables(info.rows, "Prices per million tokens", None)
+    assert str(table.title).startswith("claude-sonnet-4-5-20250929 = claude-sonnet-4-5")
+    headers = [str(c.header) for c in table.columns]
+    assert "model" not in headers and "calls" not in headers and "source" not in headers
+    assert {"input size", "input", "cache read", "write 5m", "write 1h", "output"} <= set(headers)
+    # Several models: one table when it fits, one per model when it does not.
+    db = str(tmp_path / "t.duckdb")
+    run("ingest", str(NATIVE / "calls.jsonl"), "--db", db)
+    rows = api.prices(Path(db)).rows
+    models = {r["model"] for r in rows}
+    assert len(render.prices_tables(rows, "t", None)) == 1
+    narrow = render.prices_tables(rows, "t", 80)
+    assert len(narrow) == len(models) > 1
+    console = Console(width=200, record=True)
+    for t in narrow:
+        console.print(t)
+    assert "$0.15" in console.export_text()  # gpt-4o-mini input, per million

@@ -30,7 +30,9 @@ def ingest_table(summary: object) -> Table:
     assert isinstance(summary, IngestSummary)
     table = Table(title="Ingest", title_justify="left", header_style="bold", show_footer=True)
     t = summary.totals()
-    table.add_column("file", footer=f"{t['files']} files", overflow="fold")
+    table.add_column(
+        "file", footer=f"{t['files']} file{'' if t['files'] == 1 else 's'}", overflow="fold"
+    )
     table.add_column("format")
     table.add_column("kind")
     table.add_column("read", justify="right", footer=f"{t['records_read']:,}")

@@ -75,7 +75,7 @@ def prices(
             table.add_column(col, justify="right" if "tokens" in col or col == "calls" else "left")
         for r in rows:
             table.add_row(
-                r["provider"],
+                r["provider"] or "—",
                 r["model"],
                 f"{r['calls']:,}",
                 f"{r['input_tokens_all']:,}",
@@ -88,8 +88,9 @@ def prices(
         else:
             err.print("every call is priced")
         return
-    table = render.prices_table(rows, f"Prices per million tokens ({info.snapshot})")
-    console.print(table)
+    title = f"Prices per million tokens ({info.snapshot})"
+    for table in render.prices_tables(rows, title, console.width) if rows else []:
+        console.print(table)
     if model is not None and not rows:
         err.print(
             f"[yellow]{model}: no price[/] in the catalogue or the price files; "

@@ -86,7 +86,8 @@ def render_report(report: object, fmt: Format, output: Path | None, title: str) 
         unpriced = report.totals["unpriced_requests"]
         if unpriced:
             err.print(
-                f"[yellow]{unpriced:,} calls are unpriced[/] (no price for their model): "
+                f"[yellow]{unpriced:,} {'call is' if unpriced == 1 else 'calls are'} unpriced[/] "
+                "(no price for their model): "
                 "see 'tokenaudit prices --unpriced'; add a price file in pricing/ to price them"
             )
 

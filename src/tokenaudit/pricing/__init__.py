@@ -85,7 +85,8 @@ class PriceSettings:
         if not files:
             return catalogue.catalogue_version()
         return (
-            f"{catalogue.catalogue_version()} + {len(files)} price file(s) "
+            f"{catalogue.catalogue_version()} + {len(files)} price "
+            f"file{'' if len(files) == 1 else 's'} "
             f"{userfile.fingerprint(files)}"
         )
 

@@ -260,6 +260,8 @@ def report_markdown(report: Report) -> str:
             for i, d in enumerate(report.by)
         ]
         cells = [c.plain if isinstance(c, Text) else c for c in _cells(row, places)]
+        share = [h for _, h in REPORT_COLUMNS].index("share")
+        cells[share] = "" if row["share"] is None else pct(row["share"])  # no bar in markdown
         rows.append(labels + cells)
     return rows_markdown(header, rows, len(report.by))
 
@@ -301,42 +303,77 @@ def _period(row: dict[str, Any]) -> str:
     return f"{first or '…'} → {last or 'now'}"
 
 
+def _source(row: dict[str, Any]) -> str:
+    source = str(row["source"])
+    return "catalogue" if source.startswith("genai-prices") else source
+
+
+def _model_label(row: dict[str, Any]) -> str:
+    return str(row["model"]) + (f" ({row['provider']})" if row["provider"] else "")
+
+
 def prices_table(rows: list[dict[str, Any]], title: str) -> Table:
     """Resolved prices, one line per model, tier, period and input size.
 
     A model's name is printed once for its rows (with the catalogue id it resolved
-    to underneath, when that differs); price columns that no row has (reasoning,
-    cache writes for most OpenAI models) are left out. "catalogue" is the
-    genai-prices version in the title; other sources come from price files.
+    to underneath, when that differs), or in the title when there is one model.
+    Columns no row needs are left out: price categories no row has (reasoning,
+    cache writes for most OpenAI models), the source when every price is the
+    catalogue's (its version is in the title), calls when none are loaded.
     """
+    models = {_model_label(r) for r in rows}
+    single = len(models) == 1
+    if single:
+        (label,) = models
+        ids = {r["model_id"] for r in rows} - {rows[0]["model"]}
+        title = (
+            f"{label}{' = ' + ', '.join(sorted(ids)) if ids else ''}: {title[0].lower()}{title[1:]}"
+        )
     table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("model", no_wrap=True)
-    for header in ("tier", "period"):
-        table.add_column(header, no_wrap=True)
+    if not single:
+        longest = max(len(m) for m in models)
+        table.add_column("model", overflow="fold", min_width=min(longest, 16), max_width=40)
+    table.add_column("tier", no_wrap=True)
+    table.add_column("period", overflow="fold")
     sized = any(_input_size(r) != "any" for r in rows)
     if sized:
         table.add_column("input size", no_wrap=True)
     shown = [(k, h) for k, h in PRICE_COLUMNS if any(r[k] is not None for r in rows)]
     for _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("source", overflow="fold", min_width=9)
-    table.add_column("calls", justify="right", no_wrap=True)
+    sourced = any(_source(r) != "catalogue" for r in rows)
+    if sourced:
+        table.add_column("source", overflow="fold", min_width=9)
+    used = any(r["calls"] for r in rows)
+    if used:
+        table.add_column("calls", justify="right", no_wrap=True)
     groups: dict[str, int] = {}
     for r in rows:
-        name = r["model"] + (f" ({r['provider']})" if r["provider"] else "")
+        name = _model_label(r)
         seen = groups.get(name, 0)
         groups[name] = seen + 1
         alias = r["model_id"] not in (None, r["model"])
         label = name if seen == 0 else (f"  = {r['model_id']}" if seen == 1 and alias else "")
-        if seen == 0 and alias and sum(x["model"] == r["model"] for x in rows) == 1:
+        if seen == 0 and alias and sum(_model_label(x) == name for x in rows) == 1:
             label = f"{name}\n  = {r['model_id']}"
         table.add_row(
-            label,
+            *([] if single else [label]),
             r["service_tier"],
             _period(r),
             *([_input_size(r)] if sized else []),
             *(per_mtok(r[k]) for k, _ in shown),
-            "catalogue" if r["source"].startswith("genai-prices") else r["source"],
-            count(r["calls"]),
+            *([_source(r)] if sourced else []),
+            *([count(r["calls"])] if used else []),
         )
     return table
+
+
+def prices_tables(rows: list[dict[str, Any]], title: str, width: int | None) -> list[Table]:
+    """The prices as one table, or one per model when that is too wide for ``width``."""
+    table = prices_table(rows, title)
+    if width is None or _width(table) <= width or not rows:
+        return [table]
+    per_model: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        per_model.setdefault(_model_label(r), []).append(r)
+    return [prices_table(group, title) for group in per_model.values()]
