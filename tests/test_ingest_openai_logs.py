@@ -127,6 +127,35 @@ def test_openai_stream_error_is_an_error_call(
     assert _tokens(row) == (0,) * 6
 
 
+@pytest.mark.parametrize(
+    ("uri", "provider"),
+    [
+        ("https://api.deepseek.com/chat/completions", "deepseek"),
+        ("https://acme.openai.azure.com/openai/deployments/x/chat/completions", "azure"),
+        ("https://api.openai.com/v1/chat/completions", "openai"),
+        ("http://localhost:4000/v1/chat/completions", "openai"),  # a proxy: the body decides
+    ],
+)
+def test_the_host_names_the_provider_of_an_openai_shaped_answer(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, uri: str, provider: str
+) -> None:
+    body = {
+        "object": "chat.completion",
+        "created": 1753171244,
+        "model": "deepseek-chat",
+        "usage": {"prompt_tokens": 1000000, "completion_tokens": 0, "total_tokens": 1000000},
+    }
+    record = {
+        "request": {"uri": uri, "body": {"model": "deepseek-chat"}},
+        "response": {"status": 200, "body": body},
+    }
+    load(con, _write(tmp_path / "e.jsonl", [record]))
+    (row,) = usage_rows(con)
+    assert row["provider"] == provider
+    if provider == "deepseek":
+        assert row["cost_usd"] is not None  # priced as DeepSeek's own model
+
+
 # --- batch ----------------------------------------------------------------------------------
 
 

@@ -196,12 +196,38 @@ def _anthropic_usage(u: JSON) -> bool:
     }.isdisjoint(u)  # fmt: skip
 
 
+# API hosts of providers that speak the OpenAI or Anthropic wire format. The body's shape
+# says which format; the host says who served (and bills) the call.
+_HOSTS = (
+    ("anthropic.com", "anthropic"),
+    ("openai.azure.com", "azure"),
+    ("services.ai.azure.com", "azure"),
+    ("openai.com", "openai"),
+    ("deepseek.com", "deepseek"),
+    ("groq.com", "groq"),
+    ("mistral.ai", "mistral"),
+    ("openrouter.ai", "openrouter"),
+    ("together.xyz", "together"),
+    ("together.ai", "together"),
+    ("fireworks.ai", "fireworks"),
+    ("x.ai", "x-ai"),
+    ("generativelanguage.googleapis.com", "google"),
+    ("aiplatform.googleapis.com", "google"),
+    ("amazonaws.com", "aws"),
+    ("cohere.com", "cohere"),
+    ("cohere.ai", "cohere"),
+)
+
+
 def provider_of_uri(uri: Any) -> str | None:
+    """The provider a request URL names by its host, or None (a proxy, localhost, ...)."""
     host = urlsplit(uri).hostname if isinstance(uri, str) else None
-    if host and (host == "anthropic.com" or host.endswith(".anthropic.com")):
-        return "anthropic"
-    if host and (host == "openai.com" or host.endswith(".openai.com")):
-        return "openai"
+    if not host:
+        return None
+    host = host.lower()
+    for suffix, provider in _HOSTS:
+        if host == suffix or host.endswith("." + suffix):
+            return provider
     return None
 
 
@@ -472,7 +498,8 @@ def parse_exchange(obj: JSON, ctx: StageContext) -> JSON:
         if parsed is None:
             raise RecordError("response without a body")
         resp = parsed
-    resp.provider = resp.provider or hint or "openai"
+    # The host names who served the call; the body's shape only names its wire format.
+    resp.provider = hint or resp.provider or "openai"
     if not isinstance(req_body, dict):
         req = _from_echo(resp, ctx)
     if resp.ts is None:
