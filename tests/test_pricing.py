@@ -290,3 +290,25 @@ def test_prices_per_million_show_cents(value: str, text: str) -> None:
     from tokenaudit.report.render import per_mtok
 
     assert per_mtok(Decimal(value)) == text
+
+
+@pytest.mark.parametrize(
+    ("display", "logged"),
+    [
+        ("Claude Opus 4.5", "claude-opus-4-5-20251101"),
+        ("Claude Sonnet 4", "claude-sonnet-4-20250514"),
+        ("Claude Haiku 3.5", "claude-3-5-haiku-20241022"),
+        ("Claude Sonnet 3.7", "claude-3-7-sonnet-20250219"),
+        ("GPT-4o mini", "gpt-4o-mini-2024-07-18"),
+    ],
+)
+def test_display_names_line_up_with_logged_ids(display: str, logged: str) -> None:
+    # Billing consoles write display names; logs write dated ids: one normalization.
+    from tokenaudit.pricing import catalogue
+
+    provider = "anthropic" if display.startswith("Claude") else "openai"
+    assert catalogue.resolve(provider, display)[0].model_id is not None
+    assert (
+        catalogue.resolve(provider, display)[0].model_id
+        == catalogue.resolve(provider, logged)[0].model_id
+    )

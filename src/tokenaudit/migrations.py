@@ -23,6 +23,16 @@ MIGRATIONS: list[tuple[str, str | None]] = [
     # A cheap content key (size + first/last MiB) so a new file can start loading while
     # its full sha256 is computed; a match means "maybe seen": then the full hash decides.
     ("m002_files_quick_key", "ALTER TABLE files ADD COLUMN quick_key VARCHAR"),
+    # Billing lines: which export they came from (a re-export of the same dataset replaces
+    # the lines of the period it covers), the tier, the line item's own words, list cost.
+    (
+        "m003_billing_dataset",
+        "ALTER TABLE billing_lines ADD COLUMN dataset VARCHAR;"
+        "ALTER TABLE billing_lines ADD COLUMN service_tier VARCHAR;"
+        "ALTER TABLE billing_lines ADD COLUMN description VARCHAR;"
+        "ALTER TABLE billing_lines ADD COLUMN list_cost DECIMAL(38,12);"
+        "ALTER TABLE files ADD COLUMN lines_replaced BIGINT DEFAULT 0",
+    ),
 ]
 
 CREATE_MIGRATIONS_SQL = """

@@ -94,3 +94,56 @@ def q(name: str) -> str:
 def stage_ddl(table: str = "stage") -> str:
     cols = ", ".join(f"{q(n)} {t}" for n, t in USAGE_STAGE_COLUMNS)
     return f"CREATE OR REPLACE TEMP TABLE {table} (line_no BIGINT NOT NULL, reason VARCHAR, {cols})"
+
+
+# Billing: one row per (period x provider x model x scope x token category). Categories
+# never overlap, as in usage_events: "input" is uncached input.
+BILLING_CATEGORIES: Final = (
+    "input",
+    "cache_read",
+    "cache_write",
+    "cache_write_1h",
+    "output",
+    "reasoning",  # only where a source bills reasoning apart from output
+    "requests",  # quantity = request count (OpenAI usage)
+    "web_search",
+    "other",  # any other billed item (images, audio, storage, tools)
+)
+TOKEN_CATEGORIES: Final = (
+    "input",
+    "cache_read",
+    "cache_write",
+    "cache_write_1h",
+    "output",
+    "reasoning",
+)
+
+# The staging table every billing ingester fills (besides line_no and reason). One source
+# record may give several rows (one per category), all with its line_no; a record with
+# nothing billed gives one row with token_category NULL (loaded, nothing inserted).
+BILLING_STAGE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("dataset", "VARCHAR"),  # e.g. openai.usage.completions, anthropic.cost_report
+    ("period_start", "TIMESTAMP"),  # UTC, inclusive
+    ("period_end", "TIMESTAMP"),  # UTC, exclusive
+    ("provider", "VARCHAR"),
+    ("account", "VARCHAR"),
+    ("project", "VARCHAR"),
+    ("workspace", "VARCHAR"),
+    ("api_key_hash", "VARCHAR"),
+    ("api_key_last4", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("service_tier", "VARCHAR"),
+    ("token_category", "VARCHAR"),
+    ("quantity", "DECIMAL(38,6)"),  # tokens for token categories
+    ("cost", "DECIMAL(38,12)"),  # in currency units (dollars, not cents)
+    ("list_cost", "DECIMAL(38,12)"),
+    ("currency", "VARCHAR"),  # ISO 4217, upper case
+    ("description", "VARCHAR"),  # the line item as the source words it
+)
+
+BILLING_STAGE_NAMES: Final = tuple(name for name, _ in BILLING_STAGE_COLUMNS)
+
+
+def billing_stage_ddl(table: str = "billing_stage") -> str:
+    cols = ", ".join(f"{q(n)} {t}" for n, t in BILLING_STAGE_COLUMNS)
+    return f"CREATE OR REPLACE TEMP TABLE {table} (line_no BIGINT NOT NULL, reason VARCHAR, {cols})"

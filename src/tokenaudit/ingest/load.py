@@ -148,6 +148,40 @@ def _insert_events_sql(relation: str, price_map: str) -> str:
     )
 
 
+_FILE_SQL = """INSERT INTO files (file_id, path, sha256, size_bytes, format, kind, records_read,
+    rows_loaded, rows_quarantined, loaded_at, quick_key, lines_replaced)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def record_file(
+    con: duckdb.DuckDBPyConnection,
+    file_id: int,
+    src: Source,
+    ingester: Ingester,
+    counts: tuple[int, int, int],
+    replaced: int = 0,
+) -> None:
+    """Register a loaded file: (records read, rows loaded, rows quarantined)."""
+    records, loaded, quarantined = counts
+    con.execute(
+        _FILE_SQL,
+        [
+            file_id,
+            str(src.path),
+            src.sha256,
+            src.size_bytes,
+            ingester.name,
+            ingester.kind,
+            records,
+            loaded,
+            quarantined,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            src.quick_key,
+            replaced,
+        ],
+    )
+
+
 class _Mismatch(Exception):
     """The streaming reader did not account for every line: use the staged path."""
 
@@ -180,6 +214,10 @@ def load_file(
             0,
             f"same content as {seen[0][0]}",
         )
+    if ingester.kind == "billing":
+        from tokenaudit.ingest.billing_load import load_billing
+
+        return load_billing(con, src, ingester, ctx, prices)
     if ingester.kind != "usage":
         raise InputError(f"{src.path}: {ingester.kind} files are not supported yet")
     stream = getattr(ingester, "stream", None)
@@ -300,22 +338,7 @@ def _load(
     loaded, quarantined = (int(x) for x in con.execute(_FILE_COUNTS_SQL, ids).fetchall()[0])
     if loaded + quarantined != records:
         raise InputError(f"{src.path}: conservation check failed after dedupe; nothing was written")
-    con.execute(
-        "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            file_id,
-            str(src.path),
-            src.sha256,
-            src.size_bytes,
-            ingester.name,
-            ingester.kind,
-            records,
-            loaded,
-            quarantined,
-            dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            src.quick_key,
-        ],
-    )
+    record_file(con, file_id, src, ingester, (records, loaded, quarantined))
     return FileResult(
         str(src.path),
         ingester.name,

@@ -52,6 +52,25 @@ def provider_hint(provider: str | None, model: str = "") -> str | None:
     return PROVIDER_ALIASES.get(provider.strip().lower(), provider.strip().lower())
 
 
+_CLAUDE_DISPLAY = re.compile(r"claude-(opus|sonnet|haiku)-(\d+)(?:[.-](\d+))?$")
+
+
+def _display_names(name: str) -> list[str]:
+    """Ids for a display name as billing consoles write it ("Claude Opus 4.5",
+    "Claude Haiku 3.5", "GPT-4o mini"): lower case, words joined by hyphens; Claude 3.x
+    ids put the version first (claude-3-5-haiku)."""
+    slug = re.sub(r"\s+", "-", name.strip().lower())
+    out = [slug]
+    m = _CLAUDE_DISPLAY.match(slug)
+    if m:
+        family, major, minor = m.groups()
+        version = f"{major}-{minor}" if minor else major
+        out.append(f"claude-{family}-{version}")
+        if int(major) < 4:
+            out.append(f"claude-{version}-{family}")
+    return out
+
+
 def candidates(model: str) -> list[str]:
     """Names to look up for ``model``, most specific first (deduplicated)."""
     name = model.strip()
@@ -63,6 +82,9 @@ def candidates(model: str) -> list[str]:
             out.append(value)
 
     add(name)
+    if " " in name.strip():
+        for display in _display_names(name):
+            add(display)
     if name.startswith("arn:") and "/" in name:
         name = name.rsplit("/", 1)[1]
     if "/models/" in name:

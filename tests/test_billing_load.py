@@ -1,0 +1,161 @@
+"""The billing loader: records vs lines, quarantine, replacement of overlapping exports."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from tests.conftest import load
+from tokenaudit.ingest import BY_NAME, INGESTERS
+from tokenaudit.ingest.base import StageContext
+from tokenaudit.ingest.source import Source
+from tokenaudit.model import billing_stage_ddl
+
+
+class _LinesIngester:
+    """A minimal billing format for testing the loader: JSON lines, one record per line,
+    each with a list of billed items (category, quantity, cost)."""
+
+    name = "test-billing"
+    kind = "billing"
+    detects = "test only"
+
+    def sniff(self, src: Source) -> bool:
+        return b'"test_billing"' in src.head
+
+    def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
+        con.execute(billing_stage_ddl())
+        rows: list[tuple[Any, ...]] = []
+        for n, line in enumerate(src.data_path.read_text().splitlines(), 1):
+            rec = json.loads(line)
+            items = rec.get("items") or [None]
+            for item in items:
+                rows.append(
+                    (
+                        n,
+                        rec.get("bad"),
+                        "test.dataset",
+                        rec["start"],
+                        rec["end"],
+                        rec.get("provider", "openai"),
+                        rec.get("account"),
+                        None,
+                        None,
+                        None,
+                        None,
+                        rec.get("model"),
+                        None,
+                        item and item[0],
+                        item and item[1],
+                        item and item[2],
+                        None,
+                        item and "USD",
+                        None,
+                    )
+                )
+        con.executemany("INSERT INTO billing_stage VALUES (" + ", ".join(["?"] * 19) + ")", rows)
+        return len(rows)
+
+
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    ing = _LinesIngester()
+    monkeypatch.setitem(BY_NAME, ing.name, ing)
+    monkeypatch.setattr("tokenaudit.ingest.INGESTERS", [ing, *INGESTERS])
+
+
+def _write(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text(
+        "".join(json.dumps({"test_billing": 1, **r}) + "\n" for r in records), encoding="utf-8"
+    )
+    return path
+
+
+def _day(d: int, items: list[Any], **kw: Any) -> dict[str, Any]:
+    return {
+        "start": f"2026-10-{d:02d} 00:00:00",
+        "end": f"2026-10-{d + 1:02d} 00:00:00",
+        "model": "gpt-4o-mini-2024-07-18",
+        "items": items,
+        **kw,
+    }
+
+
+def _totals(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    return tuple(
+        con.execute("SELECT count(*), sum(quantity), sum(cost) FROM billing_lines").fetchall()[0]
+    )
+
+
+def test_records_lines_quarantine_and_model_ids(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    path = _write(
+        tmp_path / "a.jsonl",
+        [
+            _day(1, [["input", 100, "0.10"], ["output", 10, "0.05"]]),
+            _day(2, []),  # an idle day: loaded, nothing billed
+            _day(3, [["input", 5, "0.01"]], bad="cost is not a number: x"),
+            _day(4, [["input", -5, "0.01"]]),
+            _day(5, [["tokens", 5, "0.01"], ["input", 5, "0.01"]]),
+        ],
+    )
+    (r,) = load(con, path)
+    assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (5, 2, 3)
+    reasons = con.execute("SELECT line_no, reason FROM quarantine ORDER BY 1").fetchall()
+    assert reasons == [
+        (3, "cost is not a number: x"),
+        (4, "negative quantity: -5.000000"),
+        (5, "unknown category: tokens"),
+    ]
+    assert _totals(con) == (2, Decimal("110"), Decimal("0.15"))
+    ids = con.execute("SELECT DISTINCT model_id FROM billing_lines").fetchall()
+    assert ids == [("gpt-4o-mini",)]  # the dated snapshot lines up with the logs' name
+
+
+def test_reloading_and_overlapping_exports_never_double_count(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    month = _write(
+        tmp_path / "month.jsonl", [_day(d, [["input", 100, "1.00"]]) for d in range(1, 11)]
+    )
+    load(con, month)
+    once = _totals(con)
+    assert once == (10, Decimal("1000"), Decimal("10"))
+    (again,) = load(con, month)
+    assert again.status == "skipped"
+    # A later export of days 5-12, with day 5 corrected: days 5-10 are replaced, 11-12 added.
+    later = _write(
+        tmp_path / "later.jsonl",
+        [_day(5, [["input", 150, "1.50"]])]
+        + [_day(d, [["input", 100, "1.00"]]) for d in range(6, 13)],
+    )
+    (r,) = load(con, later)
+    assert "replaced 6 lines" in r.detail
+    assert _totals(con) == (12, Decimal("1250"), Decimal("12.50"))
+    # Another account's lines for the same days are not touched.
+    other = _write(tmp_path / "other.jsonl", [_day(5, [["input", 1, "0.01"]], account="acct-2")])
+    load(con, other)
+    assert _totals(con) == (13, Decimal("1251"), Decimal("12.51"))
+
+
+def test_a_failed_billing_load_leaves_nothing(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokenaudit.ingest import billing_load
+
+    path = _write(tmp_path / "a.jsonl", [_day(1, [["input", 1, "1"]])])
+
+    def boom(*_: Any, **__: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(billing_load, "record_file", boom)
+    with pytest.raises(RuntimeError):
+        load(con, path)
+    assert _totals(con)[0] == 0
+    assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(0,)]
