@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenaudit import db
 from tokenaudit.config import Config, load_config
@@ -17,6 +17,10 @@ from tokenaudit.errors import DatabaseError
 from tokenaudit.ingest.load import FileResult
 from tokenaudit.pricing import PriceSettings, ensure_prices
 from tokenaudit.report.queries import Filters, Report, meta, rollup
+
+if TYPE_CHECKING:
+    from tokenaudit.reconcile.billing import Options as BillingOptions
+    from tokenaudit.reconcile.billing import Reconciliation
 
 QUARANTINE_SHOWN = 100
 
@@ -92,6 +96,21 @@ def report(
         ensure_prices(con, price_settings(config))
         result = rollup(con, by, filters, top)
         result.meta = {"db": str(db_path), "by": by, "filters": filters.as_dict(), **meta(con)}
+    return result
+
+
+def reconcile_billing(
+    db_path: Path, options: BillingOptions | None = None, config: Config | None = None
+) -> Reconciliation:
+    """Billed against logged (``reconcile.billing``); ``options`` is a ``billing.Options``."""
+    from tokenaudit.reconcile import billing
+
+    config = config or load_config()
+    opts = options if options is not None else billing.Options()
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = billing.reconcile(con, opts)
+        result.meta = {"db": str(db_path), **result.meta, **meta(con)}
     return result
 
 

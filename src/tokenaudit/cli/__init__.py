@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tokenaudit.cli import ingest_cmd, prices_cmd, report_cmd  # noqa: F401  (registers commands)
+from tokenaudit.cli import (  # noqa: F401  (registers commands)
+    ingest_cmd,
+    prices_cmd,
+    reconcile_cmd,
+    report_cmd,
+)
 from tokenaudit.cli.app import app
 
 __all__ = ["app", "main"]

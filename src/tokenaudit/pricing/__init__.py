@@ -91,13 +91,9 @@ class PriceSettings:
         )
 
 
-def ensure_prices(
-    con: duckdb.DuckDBPyConnection, settings: PriceSettings, stage: str | None = None
-) -> bool:
-    """Resolve prices for new models (in ``stage`` when given); re-price all on change.
-
-    Returns True when the stored calls were re-priced.
-    """
+def ensure_prices(con: duckdb.DuckDBPyConnection, settings: PriceSettings) -> bool:
+    """Re-resolve every model and re-price every stored call when the prices changed
+    (another catalogue version, edited price files). Returns True when it re-priced."""
     from tokenaudit.db import get_meta, set_meta
 
     current = settings.fingerprint()
@@ -107,13 +103,16 @@ def ensure_prices(
     if stored != current:
         con.execute("DELETE FROM prices")
         con.execute("DELETE FROM model_resolution")
-        pairs = _pairs(con, "usage_events")
+        pairs = sorted(set(_pairs(con, "usage_events")) | set(_pairs(con, "billing_lines")))
         _resolve(con, pairs, user)
         _reprice_all(con)
+        # Billing lines name their model through the same resolution.
+        con.execute(
+            "UPDATE billing_lines AS b SET model_id = r.model_id FROM model_resolution r "
+            "WHERE r.provider = coalesce(lower(b.provider), '') AND r.model = b.model"
+        )
         set_meta(con, "price_fingerprint", current)
         repriced = stored is not None
-    if stage is not None:
-        _resolve(con, _pairs(con, stage, only_new=True), user)
     return repriced
 
 
@@ -155,19 +154,11 @@ def resolve_model(con: duckdb.DuckDBPyConnection, settings: PriceSettings, model
 
 
 _PAIRS_SQL = """SELECT DISTINCT coalesce(lower(provider), '') AS provider, model FROM {table}
-WHERE model IS NOT NULL {extra} ORDER BY 1, 2"""
+WHERE model IS NOT NULL ORDER BY 1, 2"""
 
 
-def _pairs(
-    con: duckdb.DuckDBPyConnection, table: str, only_new: bool = False
-) -> list[tuple[str, str]]:
-    extra = "AND reason IS NULL" if table == "stage" else ""
-    sql = _PAIRS_SQL.format(table=table, extra=extra)
-    if only_new:
-        sql = (
-            f"SELECT provider, model FROM ({sql}) n ANTI JOIN model_resolution r "
-            "USING (provider, model) ORDER BY 1, 2"
-        )
+def _pairs(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    sql = _PAIRS_SQL.format(table=table)
     return [(str(a), str(b)) for a, b in con.execute(sql).fetchall()]
 
 

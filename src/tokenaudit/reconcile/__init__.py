@@ -1,0 +1,1 @@
+"""Reconciliation: what was billed against what was logged (``billing``)."""
