@@ -127,7 +127,7 @@ def audit(
     output: OutputOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Ingest, then summarize spend by workflow: the first command to run."""
+    """Ingest, summarize spend by workflow, reconcile against any billing exports: start here."""
     from tokenaudit import api
     from tokenaudit.cli.ingest_cmd import ingest_table
     from tokenaudit.config import load_config
@@ -136,10 +136,17 @@ def audit(
     cfg = load_config(config)
     summary = api.ingest(db_path(db), paths, None, cfg)
     result = api.report(db_path(db), ["workflow"], None, top, cfg)
+    rec = api.reconcile_billing(db_path(db), None, cfg)
     if fmt == Format.json:
         payload = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
             "report": {"rows": result.rows, "totals": result.totals, "meta": result.meta},
+            "reconcile": {
+                "rows": rec.rows,
+                "totals": rec.totals,
+                "causes": rec.causes,
+                "meta": rec.meta,
+            },
         }
         emit(render.to_json(payload), output)
         return
@@ -154,3 +161,8 @@ def audit(
     err.print(
         f"[dim]window {window}; prices {result.meta.get('price_snapshot')}[/]", soft_wrap=True
     )
+    if rec.rows:
+        from tokenaudit.cli.reconcile_cmd import print_reconciliation
+
+        console.print()
+        print_reconciliation(rec, 10, output)
