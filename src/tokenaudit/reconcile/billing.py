@@ -299,7 +299,7 @@ def _row(
         "causes": [
             {"cause": c, "usd": v.quantize(MONEY)}
             for c, v in sorted(causes.items(), key=lambda kv: -abs(kv[1]))
-            if v.quantize(Decimal("0.000001")) != 0
+            if v != 0
         ],
     }
 
@@ -323,7 +323,7 @@ def _split(
         return out
     tb = sum(_dec(v) for v in billed_tokens.values())
     tl = sum(_dec(v) for v in logged_tokens.values())
-    volume = (tb - tl) * logged_usd / tl if tl else at_ours
+    volume = ((tb - tl) * logged_usd / tl).quantize(MONEY) if tl else at_ours
     out["unlogged_usage" if volume > 0 else "logged_beyond_billed"] = volume
     out["token_category_drift"] = at_ours - logged_usd - volume
     if billed_usd is not None:
