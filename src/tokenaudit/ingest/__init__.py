@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import InputError
-from tokenaudit.ingest import litellm, native, openai_logs
+from tokenaudit.ingest import (
+    anthropic_billing,
+    focus,
+    litellm,
+    native,
+    openai_billing,
+    openai_logs,
+    openrouter,
+)
 from tokenaudit.ingest.base import Ingester, StageContext
 from tokenaudit.ingest.load import FileResult, load_file
 from tokenaudit.ingest.source import Source, open_source, walk
@@ -27,6 +35,10 @@ if TYPE_CHECKING:
 
 # Most specific first: the native format's sniff is the loosest.
 INGESTERS: tuple[Ingester, ...] = (
+    *openai_billing.INGESTERS,
+    *anthropic_billing.INGESTERS,
+    *focus.INGESTERS,
+    *openrouter.INGESTERS,
     openai_logs.INGESTER,
     litellm.INGESTER,
     native.INGESTER,
