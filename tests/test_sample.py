@@ -274,9 +274,13 @@ def test_group_drains_model_overkill_and_rejected_work(sample: Sample) -> None:
 
 def test_output_loads_clean_and_priced(sample: Sample, con: duckdb.DuckDBPyConnection) -> None:
     results = load(con, sample.summary.out)
-    assert len(results) == len([p for p in sample.summary.files if p.parent.name == "logs"])
-    assert all(r.format == "tokenaudit" and r.rows_quarantined == 0 for r in results)
-    assert sum(r.rows_loaded for r in results) == sample.summary.events_written
+    logs = [r for r in results if Path(r.path).parent.name == "logs"]
+    assert len(logs) == len([p for p in sample.summary.files if p.parent.name == "logs"])
+    assert all(r.format == "tokenaudit" and r.rows_quarantined == 0 for r in logs)
+    assert sum(r.rows_loaded for r in logs) == sample.summary.events_written
+    billing = [r for r in results if Path(r.path).parent.name == "billing"]
+    assert len(billing) + len(logs) == len(results) and len(billing) == 4
+    assert all(r.rows_quarantined == 0 for r in billing)
     unpriced = con.execute(
         "SELECT DISTINCT model FROM usage_events WHERE cost_usd IS NULL"
     ).fetchall()

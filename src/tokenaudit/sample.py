@@ -38,6 +38,11 @@ of a successful call with the same model and prefix, or varies its input more th
 a workflow agent. No request is in two kinds. The fine-tuned ``FT_MODEL`` (ticket-classify)
 is priced at its fine-tuned rate, never at its base model's.
 
+Billing: ``billing/`` holds the providers' billing exports for the same days, as their
+admin APIs return them (:mod:`tokenaudit.sample_billing`): equal to the logged calls at the
+catalogue's prices, but for unlogged traffic on a few days and a negotiated discount on one
+Anthropic model, listed under ``billing`` in the labels file.
+
 Counts: normal traffic fills ``events`` minus the injected calls (the two group kinds are
 normal traffic), so exactly ``events`` lines are written when that leaves at least 500
 normal calls (from about 1,000 events); otherwise the injected calls plus 500. Drain counts
@@ -537,7 +542,7 @@ def generate(
     out: Path, events: int = 20000, seed: int = 7, start: dt.date | None = None, days: int = 30
 ) -> SampleSummary:
     """Write the sample dataset under ``out`` (created if needed) and describe it."""
-    from tokenaudit import sample_drains  # it builds on this module
+    from tokenaudit import sample_billing, sample_drains  # they build on this module
 
     if events < 1:
         raise ValueError(f"events must be at least 1, not {events}")
@@ -561,11 +566,13 @@ def generate(
         files.append(out / "logs" / f"{app}.jsonl.gz")
         with open(files[-1], "wb") as raw, gzip.GzipFile(f"{app}.jsonl", "wb", 6, raw, 0) as f:
             f.write(("\n".join(by_app[app]) + "\n").encode())
+    billing, billing_files = sample_billing.write(out, w)
+    files += billing_files
     first, last = (start + dt.timedelta(w.calls[i].ts // DAY_MS) for i in (0, -1))
     params = {"events": events, "seed": seed, "start": start.isoformat(), "days": days}
     counts = {app: len(lines) for app, lines in sorted(by_app.items())}
     drains = sample_drains.write_labels(
-        out, LABELS_NAME, labels, params, counts, normal, injected, (first, last)
+        out, LABELS_NAME, labels, params, counts, normal, injected, (first, last), billing
     )
     files += [out / LABELS_NAME, out / "README.md"]
     return SampleSummary(out, tuple(files), len(w.calls), normal, injected, drains, first, last)

@@ -276,8 +276,12 @@ def write_labels(
     normal: int,
     injected: int,
     days: tuple[dt.date, dt.date],
+    billing: dict[str, Any] | None = None,
 ) -> dict[str, int]:
-    """Write the labels file and README.md into ``out``; the number of findings per kind."""
+    """Write the labels file and README.md into ``out``; the number of findings per kind.
+
+    ``billing`` (the billing files and their injected differences) goes under ``"billing"``.
+    """
     drains = {k: sum(1 for x in labels if x["kind"] == k) for k in KINDS}
     doc = {
         "generator": "tokenaudit sample",
@@ -290,13 +294,52 @@ def write_labels(
         "drains_per_kind": drains,
         "drains": labels,
     }
+    if billing is not None:
+        doc["billing"] = billing
     (out / name).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(_readme(params, apps, normal + injected, drains), "utf-8")
+    readme = _readme(params, apps, normal + injected, drains, billing)
+    (out / "README.md").write_text(readme, "utf-8")
     return drains
 
 
+_BILLING_FILES = {
+    "openai-usage-completions.json": "OpenAI Usage API, completions, by model and project",
+    "openai-costs.json": "OpenAI Costs API, by line item",
+    "anthropic-usage-report.json": "Anthropic usage report (messages), by model",
+    "anthropic-cost-report.json": "Anthropic cost report, by description",
+}
+
+
+def _billing_readme(billing: dict[str, Any] | None) -> str:
+    if not billing:
+        return ""
+    files = "\n".join(
+        f"- `{f}`: {_BILLING_FILES.get(f.rsplit('/', 1)[-1], 'billing export')}"
+        for f in billing["files"]
+    )
+    n = len(billing["unlogged"])
+    days = f"{n} day{'s' * (n != 1)}"
+    return f"""
+What the providers billed for the same days, as their admin APIs return it (JSON, daily
+buckets):
+
+{files}
+
+Billed tokens and costs equal the logged calls' at list prices, day by day and model by
+model, except for differences injected on purpose and listed under `billing` in
+`ground-truth.labels.json`: traffic billed but never logged on {days}, and a negotiated
+discount on one model. The billing files name models by their dated snapshots
+(`gpt-4o-mini-2024-07-18`) and OpenAI projects by id (the labels map them to the logs'
+project names).
+"""
+
+
 def _readme(
-    params: dict[str, Any], apps: dict[str, int], events: int, drains: dict[str, int]
+    params: dict[str, Any],
+    apps: dict[str, int],
+    events: int,
+    drains: dict[str, int],
+    billing: dict[str, Any] | None = None,
 ) -> str:
     """The README.md of a sample folder (no paths: the bytes must not depend on ``out``)."""
     files = "\n".join(f"- `logs/{a}.jsonl.gz`: {n} calls" for a, n in apps.items())
@@ -311,7 +354,7 @@ Synthetic LLM usage, not real traffic: made by
 JSONL (one model call a line, gzip-compressed):
 
 {files}
-
+{_billing_readme(billing)}
 Waste of every drain kind was injected on purpose. `ground-truth.labels.json` lists each
 injected finding with its evidence (request, trace and session ids), first and last seen
 and number of calls; `tokenaudit ingest` skips it, as it skips this file. Injected findings:
