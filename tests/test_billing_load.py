@@ -105,3 +105,22 @@ def test_a_failed_billing_load_leaves_nothing(
         load(con, path)
     assert _totals(con)[0] == 0
     assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(0,)]
+
+
+def test_a_yearly_line_neither_stretches_nor_suffers_the_replacement(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    year = {
+        "start": "2026-01-01 00:00:00",
+        "end": "2027-01-01 00:00:00",
+        "model": None,
+        "items": [["other", None, "1200.00"]],
+    }
+    first = _write(tmp_path / "a.jsonl", [year, _day(1, [["input", 1, "1.00"]])])
+    load(con, first)
+    # A daily export of another day: the yearly line and day 1 stay.
+    load(con, _write(tmp_path / "b.jsonl", [_day(2, [["input", 1, "2.00"]])]))
+    assert _totals(con)[2] == Decimal("1203.00")
+    # The same yearly line again (next month's export): replaced, not doubled.
+    load(con, _write(tmp_path / "c.jsonl", [year, _day(3, [["input", 1, "3.00"]])]))
+    assert _totals(con)[2] == Decimal("1206.00")

@@ -167,3 +167,21 @@ def test_billing_models_stay_priced_after_prices_change(
     rows = _by(reconcile(loaded, Options()))
     assert _causes(rows[("2026-10-03", "gpt-4o-mini")]) == {"price_drift": Decimal("-0.015")}
     assert rows[("2026-10-05", "gpt-4o")]["model"] == "gpt-4o"
+
+
+def test_reasoning_meters_count_as_output_and_modelless_spend_is_set_aside(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    logs = tmp_path / "calls.jsonl"
+    logs.write_text("\n".join(_calls(logs, 1, 1, output_tokens=M, reasoning_tokens=M // 2)) + "\n")
+    load(con, logs)
+    bills = [
+        _bill(1, [["output", M // 2, "0.30"], ["reasoning", M // 2, "0.30"]]),
+        {**_bill(1, [["other", None, "42.00"]]), "model": None},  # e.g. storage, no model
+    ]
+    load(con, billing_fake.write(tmp_path / "bill.jsonl", bills))
+    rec = reconcile(con, Options())
+    (row,) = rec.rows
+    assert row["billed_tokens"]["output"] == M
+    assert (row["status"], row["causes"]) == ("matched", [])
+    assert rec.meta["billed_without_model_usd"] == Decimal("42")

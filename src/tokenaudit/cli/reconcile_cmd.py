@@ -118,6 +118,9 @@ def print_reconciliation(rec: object, top: int | None, output: Path | None) -> N
     notes = [render.summary_line(rec)]
     if hidden:
         notes.append(f"{hidden:,} more unmatched rows (--all shows them)")
+    no_model = rec.meta.get("billed_without_model_usd")
+    if no_model:
+        notes.append(f"billed without a model (tools, storage, other services): ${no_model:,.2f}")
     without = rec.meta.get("providers_without_billing")
     if without:
         notes.append("not reconciled, no billing loaded: " + ", ".join(without))

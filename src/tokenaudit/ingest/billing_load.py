@@ -8,8 +8,9 @@ reason. Conservation is counted in records: loaded + quarantined = records read.
 
 Exports overlap: the same month downloaded twice, a daily export beside a monthly one.
 So the lines of a new file replace, per dataset, provider and account, the lines already
-loaded whose period overlaps the time range the new file covers. Loading an export twice,
-or two overlapping exports, leaves the billed totals of loading it once.
+loaded whose period overlaps the time range the new file covers (lines longer than a
+month, such as a yearly purchase, replace only a line of the same period). Loading an
+export twice, or two overlapping exports, leaves the billed totals of loading it once.
 """
 
 from __future__ import annotations
@@ -45,17 +46,34 @@ _BAD_RECORDS_SQL = """CREATE OR REPLACE TEMP TABLE _bad_records AS
 SELECT line_no, min(reason) AS reason FROM billing_stage
 WHERE reason IS NOT NULL GROUP BY line_no"""
 
-# What the new file covers, per dataset, provider and account.
-_COVERED_SQL = """CREATE OR REPLACE TEMP TABLE _covered AS
+# What the new file covers, per dataset, provider and account: the time range of its
+# usage-length lines. A line longer than a billing month (a yearly purchase, a commitment)
+# would stretch that range over a year of other lines: such a line replaces only an
+# earlier line of the same period.
+_LONG = "INTERVAL 32 DAY"
+
+_COVERED_SQL = f"""CREATE OR REPLACE TEMP TABLE _covered AS
 SELECT dataset, coalesce(provider, '') AS provider, coalesce(account, '') AS account,
     min(period_start) AS first_start, max(period_end) AS last_end
 FROM billing_stage s ANTI JOIN _bad_records b USING (line_no)
+WHERE period_end - period_start < {_LONG}
 GROUP BY ALL"""
 
-_REPLACE_SQL = """DELETE FROM billing_lines AS b USING _covered AS c
+_REPLACE_SQL = f"""DELETE FROM billing_lines AS b USING _covered AS c
 WHERE b.dataset = c.dataset AND coalesce(b.provider, '') = c.provider
     AND coalesce(b.account, '') = c.account
+    AND b.period_end - b.period_start < {_LONG}
     AND b.period_start < c.last_end AND b.period_end > c.first_start"""
+
+_REPLACE_LONG_SQL = f"""DELETE FROM billing_lines AS b USING (
+    SELECT DISTINCT dataset, coalesce(provider, '') AS provider,
+        coalesce(account, '') AS account, period_start, period_end
+    FROM billing_stage s ANTI JOIN _bad_records r USING (line_no)
+    WHERE period_end - period_start >= {_LONG}
+) AS c
+WHERE b.dataset = c.dataset AND coalesce(b.provider, '') = c.provider
+    AND coalesce(b.account, '') = c.account
+    AND b.period_start = c.period_start AND b.period_end = c.period_end"""
 
 _PAIRS_SQL = """SELECT DISTINCT coalesce(lower(provider), ''), model FROM billing_stage
 WHERE reason IS NULL AND model IS NOT NULL AND token_category IS NOT NULL"""
@@ -119,6 +137,7 @@ def _load(
     )
     con.execute(_COVERED_SQL)
     replaced = int(con.execute(_REPLACE_SQL).fetchall()[0][0])
+    replaced += int(con.execute(_REPLACE_LONG_SQL).fetchall()[0][0])
     pairs = [(str(a), str(b)) for a, b in con.execute(_PAIRS_SQL).fetchall()]
     resolve_pairs(con, prices, pairs)
     lines = int(

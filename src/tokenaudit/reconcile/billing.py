@@ -29,7 +29,9 @@ The gap (billed - logged) of each row is split into causes, each in dollars:
   discount, a stale catalogue, a batch or priority tier).
 
 Capture rate = logged cost / billed cost. A row is ``matched`` when its capture rate is
-within ``tolerance`` of 1.
+within ``tolerance`` of 1. Reasoning billed on its own meter counts as output (logged output
+includes reasoning); billed money tied to no model (tool calls, storage, the other cloud
+services of a FOCUS file) is left out of the rows and reported in ``meta``.
 """
 
 from __future__ import annotations
@@ -115,12 +117,17 @@ def _rank(column: str, order: tuple[str, ...]) -> str:
 
 _SQL = """
 WITH lines AS (
-    SELECT b.*, date_trunc($grain, b.period_start) AS bucket,
+    -- Reasoning billed apart is output in the logs; spend tied to no model (tools,
+    -- storage, other cloud services in a FOCUS file) has nothing to meet in the logs.
+    SELECT b.* REPLACE (CASE WHEN b.token_category = 'reasoning' THEN 'output'
+                             ELSE b.token_category END AS token_category),
+        date_trunc($grain, b.period_start) AS bucket,
         lower(coalesce(b.provider, '')) AS prov,
-        coalesce(b.model_id, lower(b.model), '') AS mkey
+        coalesce(b.model_id, lower(b.model)) AS mkey
     FROM billing_lines b
     WHERE ($since IS NULL OR b.period_start >= $since)
       AND ($until IS NULL OR b.period_start < $until)
+      AND b.model IS NOT NULL
 ),
 token_ds AS (
     SELECT prov, arg_min(dataset, lpad(({token_rank})::VARCHAR, 3, '0') || dataset) AS token_dataset
@@ -371,6 +378,8 @@ def _meta(
     con: duckdb.DuckDBPyConnection, opts: Options, rows: list[dict[str, Any]]
 ) -> dict[str, Any]:
     providers = sorted({r["provider"] for r in rows})
+    until = opts.until + dt.timedelta(days=1) if opts.until else None
+    window = {"since": opts.since, "until": until}
     logged_only = [
         p
         for (p,) in con.execute(
@@ -389,4 +398,11 @@ def _meta(
         "billing_files": con.execute(
             "SELECT count(*) FROM files WHERE kind = 'billing'"
         ).fetchall()[0][0],
+        "billed_without_model_usd": con.execute(_NO_MODEL_SQL, window).fetchall()[0][0],
     }
+
+
+# Billed money no model carries (left out of the rows), in the window.
+_NO_MODEL_SQL = """SELECT sum(cost) FROM billing_lines
+WHERE model IS NULL AND upper(currency) = 'USD'
+  AND ($since IS NULL OR period_start >= $since) AND ($until IS NULL OR period_start < $until)"""
