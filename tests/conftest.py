@@ -129,3 +129,35 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "SELECT line_no, reason FROM quarantine ORDER BY file_id, line_no"
     ).fetchall()
     return [{"line_no": a, "reason": b} for a, b in rows]
+
+
+# api_key_hash is keyed by the database's random secret: left out, like the usage hashes.
+BILLING_GOLDEN_COLUMNS = (
+    "line_no",
+    "dataset",
+    "period_start",
+    "period_end",
+    "provider",
+    "account",
+    "project",
+    "workspace",
+    "api_key_last4",
+    "model",
+    "model_id",
+    "service_tier",
+    "token_category",
+    "quantity",
+    "cost",
+    "list_cost",
+    "currency",
+    "description",
+)
+
+
+def billing_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = ", ".join(f'"{c}"' for c in BILLING_GOLDEN_COLUMNS)
+    rows = con.execute(
+        f"SELECT {cols} FROM billing_lines ORDER BY file_id, line_no, token_category, "
+        "description, model"
+    ).fetchall()
+    return [{c: _plain(v) for c, v in zip(BILLING_GOLDEN_COLUMNS, r, strict=True)} for r in rows]

@@ -23,14 +23,8 @@ from tokenaudit.ingest import anthropic_billing as ab
 from tokenaudit.ingest.base import RecordError, StageContext
 from tokenaudit.ingest.source import open_source
 
-FIX = DATA / "ingest" / "anthropic-billing"
+FIX = DATA / "ingest"
 OURS = ("anthropic-usage", "anthropic-cost", "anthropic-console-usage", "anthropic-console-cost")
-FOLDERS = {
-    "usage-report": "anthropic-usage",
-    "cost-report": "anthropic-cost",
-    "console-usage": "anthropic-console-usage",
-    "console-cost": "anthropic-console-cost",
-}
 PROVIDER_SAMPLES = SAMPLES / "provider"
 needs_samples = pytest.mark.skipif(
     not (SAMPLES / "provider").is_dir(), reason="shared samples not available"
@@ -150,7 +144,7 @@ def _loaded_cost(con: duckdb.DuckDBPyConnection) -> Decimal:
 
 
 def test_usage_report_page_maps_every_category(con: duckdb.DuckDBPyConnection) -> None:
-    (r,) = load(con, FIX / "usage-report" / "page.json")
+    (r,) = load(con, FIX / "anthropic-usage" / "page.json")
     # Two grouped results, one idle result (loaded, nothing billed); the empty bucket is no record.
     assert (r.format, r.records_read, r.rows_loaded, r.rows_quarantined) == (
         "anthropic-usage", 3, 3, 0,
@@ -195,7 +189,7 @@ def test_usage_report_page_maps_every_category(con: duckdb.DuckDBPyConnection) -
 def test_usage_report_shapes_total_what_the_file_says(
     name: str, con: duckdb.DuckDBPyConnection
 ) -> None:
-    path = FIX / "usage-report" / name
+    path = FIX / "anthropic-usage" / name
     (r,) = load(con, path)
     assert r.format == "anthropic-usage"
     assert r.rows_quarantined == 0
@@ -203,7 +197,7 @@ def test_usage_report_shapes_total_what_the_file_says(
 
 
 def test_usage_report_tiers_and_pages(con: duckdb.DuckDBPyConnection) -> None:
-    load(con, FIX / "usage-report" / "pages.json")
+    load(con, FIX / "anthropic-usage" / "pages.json")
     rows = con.execute(
         "SELECT DISTINCT line_no, period_start::VARCHAR, service_tier FROM billing_lines ORDER BY 1"
     ).fetchall()
@@ -215,7 +209,7 @@ def test_usage_report_tiers_and_pages(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_usage_report_quarantine_reasons(con: duckdb.DuckDBPyConnection) -> None:
-    (r,) = load(con, FIX / "usage-report" / "bad.json")
+    (r,) = load(con, FIX / "anthropic-usage" / "bad.json")
     assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (11, 2, 9)
     assert _quarantine(con) == [
         (7, "negative uncached_input_tokens: -5"),
@@ -243,7 +237,7 @@ def test_usage_report_quarantine_reasons(con: duckdb.DuckDBPyConnection) -> None
 
 
 def test_cost_report_cents_become_exact_dollars(con: duckdb.DuckDBPyConnection) -> None:
-    (r,) = load(con, FIX / "cost-report" / "page.json")
+    (r,) = load(con, FIX / "anthropic-cost" / "page.json")
     assert (r.format, r.records_read, r.rows_loaded, r.rows_quarantined) == (
         "anthropic-cost", 9, 9, 0,
     )  # fmt: skip
@@ -272,12 +266,12 @@ def test_cost_report_cents_become_exact_dollars(con: duckdb.DuckDBPyConnection) 
     )
     assert lines[6]["description"].endswith("; context_window=200k-1M; inference_geo=us")
     assert lines[7]["description"] == "Code Execution Usage"
-    assert _loaded_cost(con) == _expected_cost_json(FIX / "cost-report" / "page.json")
+    assert _loaded_cost(con) == _expected_cost_json(FIX / "anthropic-cost" / "page.json")
 
 
 @pytest.mark.parametrize("name", ["pages.json", "ungrouped.json"])
 def test_cost_report_shapes(name: str, con: duckdb.DuckDBPyConnection) -> None:
-    path = FIX / "cost-report" / name
+    path = FIX / "anthropic-cost" / name
     (r,) = load(con, path)
     assert (r.format, r.rows_quarantined) == ("anthropic-cost", 0)
     assert _loaded_cost(con) == _expected_cost_json(path)
@@ -286,7 +280,7 @@ def test_cost_report_shapes(name: str, con: duckdb.DuckDBPyConnection) -> None:
 def test_cost_report_without_description_grouping_is_other(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    load(con, FIX / "cost-report" / "ungrouped.json")
+    load(con, FIX / "anthropic-cost" / "ungrouped.json")
     (line,) = _lines(con)
     assert (line["token_category"], line["cost"], line["description"]) == (
         "other", Decimal("88.125"), "total",
@@ -294,7 +288,7 @@ def test_cost_report_without_description_grouping_is_other(
 
 
 def test_cost_report_quarantine_reasons(con: duckdb.DuckDBPyConnection) -> None:
-    (r,) = load(con, FIX / "cost-report" / "bad.json")
+    (r,) = load(con, FIX / "anthropic-cost" / "bad.json")
     assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (10, 2, 8)
     assert _quarantine(con) == [
         (7, "invalid amount: abc"),
@@ -398,7 +392,7 @@ def test_cents_refuse_what_is_not_a_decimal(value: Any) -> None:
     ],
 )
 def test_console_usage_versions(name: str, con: duckdb.DuckDBPyConnection) -> None:
-    path = FIX / "console-usage" / name
+    path = FIX / "anthropic-console-usage" / name
     (r,) = load(con, path)
     assert (r.format, r.rows_quarantined) == ("anthropic-console-usage", 0)
     assert r.records_read == len(_csv_rows(path))
@@ -409,7 +403,7 @@ def test_console_usage_versions(name: str, con: duckdb.DuckDBPyConnection) -> No
     ]
 
 
-@pytest.mark.parametrize("folder", ["console-usage", "console-cost"])
+@pytest.mark.parametrize("folder", ["anthropic-console-usage", "anthropic-console-cost"])
 def test_csv_readers_agree(folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB's reader and the exact Python reader give the same lines for clean files."""
     from tokenaudit import db
@@ -430,7 +424,7 @@ def test_csv_readers_agree(folder: str, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_console_usage_fields(con: duckdb.DuckDBPyConnection) -> None:
-    load(con, FIX / "console-usage" / "claude_api_tokens_2026_04.csv")
+    load(con, FIX / "anthropic-console-usage" / "claude_api_tokens_2026_04.csv")
     lines = _lines(con)
     opus = [x for x in lines if x["line_no"] == 3]
     assert {x["token_category"] for x in opus} == {
@@ -458,7 +452,7 @@ def test_console_usage_fields(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_console_usage_line_numbers_survive_quoted_newlines(con: duckdb.DuckDBPyConnection) -> None:
-    load(con, FIX / "console-usage" / "bom_crlf_upper.csv")
+    load(con, FIX / "anthropic-console-usage" / "bom_crlf_upper.csv")
     rows = con.execute(
         "SELECT DISTINCT line_no, service_tier FROM billing_lines ORDER BY 1"
     ).fetchall()
@@ -466,7 +460,7 @@ def test_console_usage_line_numbers_survive_quoted_newlines(con: duckdb.DuckDBPy
 
 
 def test_console_usage_quarantine_reasons(con: duckdb.DuckDBPyConnection) -> None:
-    (r,) = load(con, FIX / "console-usage" / "bad.csv")
+    (r,) = load(con, FIX / "anthropic-console-usage" / "bad.csv")
     assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (8, 2, 6)
     assert _quarantine(con) == [
         (2, "negative usage_output_tokens: -10"),
@@ -491,7 +485,7 @@ def test_console_usage_quarantine_reasons(con: duckdb.DuckDBPyConnection) -> Non
     ],
 )
 def test_console_cost_versions(name: str, con: duckdb.DuckDBPyConnection) -> None:
-    path = FIX / "console-cost" / name
+    path = FIX / "anthropic-console-cost" / name
     (r,) = load(con, path)
     assert (r.format, r.rows_quarantined) == ("anthropic-console-cost", 0)
     assert r.records_read == len(_csv_rows(path))
@@ -506,7 +500,7 @@ def test_console_cost_versions(name: str, con: duckdb.DuckDBPyConnection) -> Non
 
 
 def test_console_cost_fields(con: duckdb.DuckDBPyConnection) -> None:
-    load(con, FIX / "console-cost" / "claude_api_cost_2026_02_01_to_2026_02_03.csv")
+    load(con, FIX / "anthropic-console-cost" / "claude_api_cost_2026_02_01_to_2026_02_03.csv")
     got = [
         (x["line_no"], x["token_category"], x["cost"], x["model"], x["model_id"])
         for x in _lines(con)
@@ -529,7 +523,7 @@ def test_console_cost_fields(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_console_cost_later_header(con: duckdb.DuckDBPyConnection) -> None:
-    load(con, FIX / "console-cost" / "claude_api_cost_2026_08_01_to_2026_08_31.csv")
+    load(con, FIX / "anthropic-console-cost" / "claude_api_cost_2026_08_01_to_2026_08_31.csv")
     got = {x["line_no"]: x for x in _lines(con)}
     assert (got[4]["cost"], got[4]["list_cost"]) == (Decimal("0.10"), Decimal("1.00"))
     assert (
@@ -540,7 +534,7 @@ def test_console_cost_later_header(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_console_cost_quarantine_reasons(con: duckdb.DuckDBPyConnection) -> None:
-    (r,) = load(con, FIX / "console-cost" / "bad.csv")
+    (r,) = load(con, FIX / "anthropic-console-cost" / "bad.csv")
     assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (9, 2, 7)
     assert _quarantine(con) == [
         (2, "invalid cost_usd: abc"),
@@ -604,7 +598,10 @@ def test_missing_required_column_rejects_the_file(
 def test_header_only_export_loads_nothing(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
     path = tmp_path / "claude_api_tokens_2026_05.csv"
     path.write_text(
-        (FIX / "console-usage" / "claude_api_tokens_2026_02.csv").read_text().splitlines()[0] + "\n"
+        (FIX / "anthropic-console-usage" / "claude_api_tokens_2026_02.csv")
+        .read_text()
+        .splitlines()[0]
+        + "\n"
     )
     (r,) = load(con, path)
     assert (r.format, r.records_read, r.rows_loaded) == ("anthropic-console-usage", 0, 0)
@@ -687,8 +684,8 @@ def test_reloading_and_overlapping_console_exports(
 def test_overlapping_api_reports_replace_not_add(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
-    page = json.loads((FIX / "usage-report" / "page.json").read_text())
-    load(con, FIX / "usage-report" / "page.json")
+    page = json.loads((FIX / "anthropic-usage" / "page.json").read_text())
+    load(con, FIX / "anthropic-usage" / "page.json")
     once = _by_category(con)
     # The same days fetched again as an array of buckets: replaced, never added.
     again = tmp_path / "again.json"
@@ -697,7 +694,7 @@ def test_overlapping_api_reports_replace_not_add(
     assert r.status == "loaded" and "replaced" in r.detail
     assert _by_category(con) == once
     # The cost report is another dataset: loading it leaves the usage lines alone.
-    load(con, FIX / "cost-report" / "page.json")
+    load(con, FIX / "anthropic-cost" / "page.json")
     usage = con.execute(
         "SELECT sum(quantity) FROM billing_lines WHERE dataset = 'anthropic.usage_report'"
     ).fetchall()[0][0]
@@ -716,19 +713,24 @@ def _sniffers(path: Path) -> tuple[list[str], str | None]:
     return claims, found.name if found else None
 
 
-MINE = sorted(p for p in FIX.glob("*/*") if p.is_file())
+MINE = sorted(
+    p
+    for name in OURS
+    for p in (FIX / name).glob("*")
+    if p.is_file() and not p.name.endswith(".expected.json")
+)
 OTHERS = sorted(
     p
-    for p in (DATA / "ingest").rglob("*")
-    if p.is_file() and FIX not in p.parents and not p.name.endswith(".expected.json")
+    for p in FIX.rglob("*")
+    if p.is_file() and p.parent.name not in OURS and not p.name.endswith(".expected.json")
 )
 
 
 @pytest.mark.parametrize("path", MINE, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_fixtures_are_detected_as_their_format(path: Path) -> None:
     claims, found = _sniffers(path)
-    assert claims == [FOLDERS[path.parent.name]]
-    assert found == FOLDERS[path.parent.name]
+    assert claims == [path.parent.name]
+    assert found == path.parent.name
 
 
 @pytest.mark.parametrize("path", OTHERS, ids=lambda p: f"{p.parent.name}/{p.name}")

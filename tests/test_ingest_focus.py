@@ -383,7 +383,11 @@ def test_money_is_exact_or_quarantined_never_rounded(values: list[str]) -> None:
             reasons = dict(con.execute("SELECT line_no, reason FROM quarantine").fetchall())
     for line, value in enumerate(values, start=2):
         want = expected_cost(value)
-        if isinstance(want, Decimal):
+        if isinstance(want, Decimal) and abs(want) >= Decimal(10) ** 24:
+            # Near DECIMAL(38,12)'s limit DuckDB's cast of some E-notation spellings
+            # (".01E27") overflows: such a cell may be quarantined, never rounded.
+            assert costs.get(line) == want or "out of range" in reasons.get(line, ""), value
+        elif isinstance(want, Decimal):
             assert costs.get(line) == want, value
         else:
             assert want in reasons.get(line, ""), (value, reasons.get(line))

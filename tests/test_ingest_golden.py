@@ -1,7 +1,8 @@
 """Golden files: every fixture in tests/data/ingest/<format>/ loads to known rows.
 
 Each input ``<case>.<ext>`` sits beside ``<case>.expected.json``: the normalized
-usage rows and the quarantined lines, as the store keeps them. The bytes are
+usage rows (billing lines for a billing format) and the quarantined lines, as the
+store keeps them. The bytes are
 the contract: after ``pytest --update-golden`` read the diff before committing.
 """
 
@@ -13,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import DATA, load, quarantine_rows, usage_rows
+from tests.conftest import DATA, billing_rows, load, quarantine_rows, usage_rows
+from tokenaudit.ingest import BY_NAME
 
 INGEST = DATA / "ingest"
 CASES = sorted(
@@ -30,10 +32,11 @@ def test_golden(path: Path, con: duckdb.DuckDBPyConnection, update_golden: bool)
     (result,) = results
     assert result.status == "loaded"
     assert result.rows_loaded + result.rows_quarantined == result.records_read
+    billing = BY_NAME[fmt].kind == "billing"
     actual = {
         "format": result.format,
         "records_read": result.records_read,
-        "rows": usage_rows(con),
+        "rows": billing_rows(con) if billing else usage_rows(con),
         "quarantine": quarantine_rows(con),
     }
     golden = path.with_name(path.name + ".expected.json")

@@ -27,7 +27,7 @@ from tokenaudit.ingest.openai_billing import INGESTERS, parse_line_item
 from tokenaudit.ingest.source import open_source
 from tokenaudit.model import BILLING_CATEGORIES
 
-FIXTURES = DATA / "ingest" / "openai-billing"
+FIXTURES = DATA / "ingest"
 OFFICIAL = SAMPLES / "provider" / "official-doc-examples"
 COOKBOOK = SAMPLES / "provider" / "openai-cookbook-usage" / "completions_usage_data_array.json"
 needs_samples = pytest.mark.skipif(
@@ -704,12 +704,18 @@ def test_reload_usage_export_is_a_no_op(con: duckdb.DuckDBPyConnection) -> None:
 
 # --- detection -----------------------------------------------------------------------------------
 
-EXPECTED_FORMAT = {p.name: p.parent.name for p in FIXTURES.glob("*/*") if p.is_file()}
+OURS = ("openai-usage", "openai-costs", "openai-usage-csv", "openai-costs-csv")
+EXPECTED_FORMAT = {
+    p.name: p.parent.name
+    for name in OURS
+    for p in (FIXTURES / name).glob("*")
+    if p.is_file() and not p.name.endswith(".expected.json")
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FORMAT))
 def test_detects_own_fixtures(name: str, tmp_path: Path) -> None:
-    (path,) = list(FIXTURES.glob(f"*/{name}"))
+    (path,) = [p for fmt in OURS for p in (FIXTURES / fmt).glob(name)]
     src = open_source(path, tmp_path)
     claimed = [i.name for i in INGESTERS if i.sniff(src)]
     assert claimed == [EXPECTED_FORMAT[name]]
@@ -720,7 +726,7 @@ def test_detects_own_fixtures(name: str, tmp_path: Path) -> None:
 OTHER_FILES = sorted(
     p
     for p in (DATA / "ingest").rglob("*")
-    if p.is_file() and FIXTURES not in p.parents and not p.name.endswith(".expected.json")
+    if p.is_file() and p.parent.name not in OURS and not p.name.endswith(".expected.json")
 )
 
 
