@@ -22,11 +22,15 @@ The gap (billed - logged) of each row is split into causes, each in dollars:
 * ``missing_billing_day`` / ``missing_log_day``: a period the provider's export has no line
   for while the logs have calls, or the reverse (a download that stops early, a logger down);
 * ``unlogged_usage`` / ``logged_beyond_billed``: more (or fewer) tokens billed than logged for
-  the same model, valued at the logged average price per token;
-* ``token_category_drift``: the same tokens split differently between categories (cached
-  counted as uncached, cache writes as input), valued at our prices;
-* ``price_drift``: the billed cost differs from our price for the billed tokens (a negotiated
-  discount, a stale catalogue, a batch or priority tier).
+  the same model: the share of the billed tokens no logged call accounts for, at what they
+  were billed;
+* ``token_category_drift``: on the tokens both sides have, a different split between
+  categories (cached counted as uncached, cache writes as input), valued at our prices;
+* ``price_drift``: on the tokens both sides have, the billed cost differs from our price (a
+  negotiated discount, a stale catalogue, a batch or priority tier).
+
+Drifts under a cent per row are rounding and stay in the volume figure, so a row's causes
+always add up to its gap.
 
 Capture rate = logged cost / billed cost. A row is ``matched`` when its capture rate is
 within ``tolerance`` of 1. Reasoning billed on its own meter counts as output (logged output
@@ -105,6 +109,7 @@ CAUSES = {
 }
 
 MONEY = Decimal("0.000000000001")
+NOISE = Decimal("0.01")  # dollars per row
 RATIO = Decimal("0.000001")
 
 
@@ -330,12 +335,25 @@ def _split(
         return out
     tb = sum(_dec(v) for v in billed_tokens.values())
     tl = sum(_dec(v) for v in logged_tokens.values())
-    volume = ((tb - tl) * logged_usd / tl).quantize(MONEY) if tl else at_ours
+    billed = billed_usd if billed_usd is not None else at_ours
+    if tb == 0:
+        return {"logged_beyond_billed": billed - logged_usd} if billed != logged_usd else {}
+    # The billed tokens no call accounts for, at what they were billed; the rest of the
+    # gap is on the tokens both sides have: price (billed vs our price) and category mix.
+    logged_share = tl / tb
+    volume = (billed * (tb - tl) / tb).quantize(MONEY)
+    price = ((billed - at_ours) * logged_share).quantize(MONEY)
+    drift = billed - logged_usd - volume - price
+    # Under a cent, a drift is rounding (a volume spread unevenly over the categories,
+    # a cost report's cents): it stays in the volume figure, so the causes still add up.
+    if abs(drift) < NOISE:
+        volume, drift = volume + drift, Decimal(0)
+    if abs(price) < NOISE:
+        volume, price = volume + price, Decimal(0)
     out["unlogged_usage" if volume > 0 else "logged_beyond_billed"] = volume
-    out["token_category_drift"] = at_ours - logged_usd - volume
-    if billed_usd is not None:
-        out["price_drift"] = billed_usd - at_ours
-    return out
+    out["token_category_drift"] = drift
+    out["price_drift"] = price
+    return {k: v for k, v in out.items() if v != 0}
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
