@@ -177,7 +177,7 @@ def reconcile_markdown(rec: Reconciliation) -> str:
             "",
         ]
     )
-    return rows_markdown(header, rows, 3)
+    return rows_markdown(header, rows, 3, len(header) - 1)
 
 
 def summary_line(rec: Reconciliation) -> str:

@@ -238,10 +238,19 @@ def _md_cell(value: str) -> str:
     return value.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def rows_markdown(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int) -> str:
+def rows_markdown(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric_from: int,
+    numeric_to: int | None = None,
+) -> str:
+    """A markdown table; columns ``numeric_from`` to ``numeric_to`` (exclusive) align right."""
+    end = len(header) if numeric_to is None else numeric_to
     lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |"]
     lines.append(
-        "|" + "|".join("---:" if i >= numeric_from else "---" for i in range(len(header))) + "|"
+        "|"
+        + "|".join("---:" if numeric_from <= i < end else "---" for i in range(len(header)))
+        + "|"
     )
     lines.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
     return "\n".join(lines) + "\n"
