@@ -1,7 +1,7 @@
 """A minimal billing format for tests of the billing loader and of reconciliation.
 
 JSON lines, one record per line: {"test_billing": 1, "start", "end", "provider", "model",
-"items": [[category, quantity, cost], ...], "bad": reason?, "account": ...}.
+"items": [[category, quantity, cost], ...], "bad": reason?, "account", "project"}.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class LinesIngester:
                         rec["end"],
                         rec.get("provider", "openai"),
                         rec.get("account"),
-                        None,
+                        rec.get("project"),
                         None,
                         None,
                         None,

@@ -185,3 +185,27 @@ def test_reasoning_meters_count_as_output_and_modelless_spend_is_set_aside(
     assert row["billed_tokens"]["output"] == M
     assert (row["status"], row["causes"]) == ("matched", [])
     assert rec.meta["billed_without_model_usd"] == Decimal("42")
+
+
+def test_by_project_finds_the_project_that_bypasses_the_logs(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    logs = tmp_path / "calls.jsonl"
+    lines = [json.loads(x) for x in _calls(logs, 1, 2, input_tokens=M // 2)]
+    logs.write_text("".join(json.dumps({**x, "project": "proj_a"}) + "\n" for x in lines))
+    load(con, logs)
+    bills = [
+        {**_bill(1, [["input", M, "0.15"]]), "project": "proj_a"},
+        {**_bill(1, [["input", M, "0.15"]]), "project": "proj_b"},
+    ]
+    path = tmp_path / "bill.jsonl"
+    path.write_text(
+        "".join(json.dumps({"test_billing": 1, **b}) + "\n" for b in bills), encoding="utf-8"
+    )
+    load(con, path)
+    whole = reconcile(con, Options())
+    (row,) = whole.rows
+    assert _causes(row) == {"unlogged_usage": Decimal("0.15")}
+    split = {r["project"]: r for r in reconcile(con, Options(by=("project",))).rows}
+    assert split["proj_a"]["status"] == "matched"
+    assert _causes(split["proj_b"]) == {"billed_not_logged": Decimal("0.15")}

@@ -62,6 +62,13 @@ def reconcile(
             "--fail-under", help="Exit 1 when the total capture rate is below this (e.g. 95%)."
         ),
     ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Also split rows by project (where both sides carry the same project ids).",
+        ),
+    ] = None,
     top: TopOption = 20,
     show_all: Annotated[
         bool, typer.Option("--all", help="Show every unmatched row in the table.")
@@ -86,6 +93,7 @@ def reconcile(
         since=_date(since, "--since"),
         until=_date(until, "--until"),
         tolerance=tol if tol is not None else Decimal("0.01"),
+        by=tuple(x.strip() for x in (by or "").split(",") if x.strip()),
     )
     rec = api.reconcile_billing(db_path(db), opts, load_config(config))
     if not rec.rows:

@@ -128,7 +128,8 @@ WITH lines AS (
                              ELSE b.token_category END AS token_category),
         date_trunc($grain, b.period_start) AS bucket,
         lower(coalesce(b.provider, '')) AS prov,
-        coalesce(b.model_id, lower(b.model)) AS mkey
+        coalesce(b.model_id, lower(b.model)) AS mkey,
+        {billed_scope} AS scope
     FROM billing_lines b
     WHERE ($since IS NULL OR b.period_start >= $since)
       AND ($until IS NULL OR b.period_start < $until)
@@ -157,7 +158,7 @@ priced_lines AS (
         AND p.input_above < 0
 ),
 billed AS (
-    SELECT bucket, prov, mkey,
+    SELECT bucket, prov, mkey, scope,
         {billed_tokens},
         sum(value_usd) FILTER (WHERE dataset = token_dataset) AS billed_at_our_prices,
         count(*) FILTER (WHERE dataset = token_dataset AND token_category IN ({categories})
@@ -175,6 +176,7 @@ logged AS (
     SELECT date_trunc($grain, e.ts) AS bucket,
         lower(coalesce(e.provider, p.price_provider, '')) AS prov,
         coalesce(e.model_id, lower(e.model)) AS mkey,
+        {logged_scope} AS scope,
         count(*) AS requests,
         {logged_tokens},
         sum(e.cost_usd) AS logged_usd,
@@ -183,20 +185,25 @@ logged AS (
     WHERE ($since IS NULL OR e.ts >= $since) AND ($until IS NULL OR e.ts < $until)
     GROUP BY ALL
 )
-SELECT bucket, prov, mkey, billed.* EXCLUDE (bucket, prov, mkey),
-    logged.* EXCLUDE (bucket, prov, mkey)
-FROM billed FULL OUTER JOIN logged USING (bucket, prov, mkey)
+SELECT bucket, prov, mkey, scope, billed.* EXCLUDE (bucket, prov, mkey, scope),
+    logged.* EXCLUDE (bucket, prov, mkey, scope)
+FROM billed FULL OUTER JOIN logged USING (bucket, prov, mkey, scope)
 WHERE prov IN (SELECT prov FROM lines)
-ORDER BY bucket, prov, mkey
+ORDER BY bucket, prov, mkey, scope
 """
 
 
-def _sql() -> str:
+SCOPES = ("project",)
+
+
+def _sql(by_project: bool = False) -> str:
     categories = ", ".join(f"'{c}'" for c in CATEGORIES)
     value_terms = " ".join(
         f"WHEN '{c}' THEN l.quantity * {_PRICE_COLUMNS[c]} * 0.000001" for c in CATEGORIES
     )
     return _SQL.format(
+        billed_scope="coalesce(b.project, b.workspace, '')" if by_project else "''",
+        logged_scope="coalesce(e.project, '')" if by_project else "''",
         token_rank=_rank("dataset", TOKEN_DATASETS),
         cost_rank=_rank("dataset", COST_DATASETS),
         categories=categories,
@@ -221,8 +228,14 @@ class Options:
     since: dt.date | None = None
     until: dt.date | None = None  # inclusive day
     tolerance: Decimal = Decimal("0.01")
+    by: tuple[str, ...] = ()  # also split rows by: "project"
 
     def __post_init__(self) -> None:
+        for scope in self.by:
+            if scope not in SCOPES:
+                raise TokenauditError(
+                    f"cannot reconcile by '{scope}'", hint="--by takes: " + ", ".join(SCOPES)
+                )
         if self.grain not in GRAINS:
             raise TokenauditError(
                 f"unknown grain '{self.grain}'", hint="grains: " + ", ".join(GRAINS)
@@ -258,7 +271,9 @@ def _period(bucket: dt.datetime, grain: str) -> str:
 def reconcile(con: duckdb.DuckDBPyConnection, opts: Options) -> Reconciliation:
     """Billed against logged, per period x provider x model, with the gap's causes."""
     until = opts.until + dt.timedelta(days=1) if opts.until else None
-    cur = con.execute(_sql(), {"grain": opts.grain, "since": opts.since, "until": until})
+    cur = con.execute(
+        _sql("project" in opts.by), {"grain": opts.grain, "since": opts.since, "until": until}
+    )
     names = [d[0] for d in cur.description]
     raw = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     billed_periods = {(r["bucket"], r["prov"]) for r in raw if r["has_tokens"] or r["has_cost"]}
@@ -298,6 +313,7 @@ def _row(
         "period": _period(r["bucket"], opts.grain),
         "provider": r["prov"],
         "model": r["mkey"],
+        **({"project": r["scope"] or None} if opts.by else {}),
         "billed_usd": billed_usd,
         "billed_at_our_prices_usd": at_ours,
         "logged_usd": logged_usd,
@@ -408,6 +424,7 @@ def _meta(
     ]
     return {
         "grain": opts.grain,
+        "by": list(opts.by),
         "since": opts.since,
         "until": opts.until,
         "tolerance": opts.tolerance,

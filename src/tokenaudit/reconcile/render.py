@@ -68,6 +68,9 @@ def rows_table(rec: Reconciliation, top: int | None) -> tuple[Table, int]:
     table.add_column(grain, footer="total", no_wrap=True)
     table.add_column("provider", no_wrap=True)
     table.add_column("model", overflow="fold", min_width=10)
+    scoped = "project" in rec.meta.get("by", ())
+    if scoped:
+        table.add_column("project", overflow="fold")
     table.add_column("billed", justify="right", footer=money(totals["billed_usd"], 0, places))
     table.add_column("logged", justify="right", footer=money(totals["logged_usd"], 0, places))
     table.add_column("capture", justify="right", footer=_capture(totals["capture_rate"]))
@@ -79,6 +82,7 @@ def rows_table(rec: Reconciliation, top: int | None) -> tuple[Table, int]:
             r["period"],
             r["provider"],
             r["model"],
+            *([r.get("project") or "—"] if scoped else []),
             money(r["billed_usd"], 0, places) if r["billed_usd"] is not None else "—",
             money(r["logged_usd"], 0, places) if r["logged_usd"] is not None else "—",
             _capture(r["capture_rate"]),
@@ -109,6 +113,7 @@ FLAT = (
     "period",
     "provider",
     "model",
+    "project",
     "billed_usd",
     "billed_at_our_prices_usd",
     "logged_usd",
@@ -129,8 +134,8 @@ def _flat(rec: Reconciliation) -> tuple[list[str], list[list[str]]]:
     ]
     rows = []
     for r in rec.rows:
-        cells = ["" if r[k] is None else str(r[k]) for k in FLAT]
-        cells[:3] = [safe_cell(c) for c in cells[:3]]
+        cells = ["" if r.get(k) is None else str(r[k]) for k in FLAT]
+        cells[:4] = [safe_cell(c) for c in cells[:4]]
         cells += [
             "" if r["billed_tokens"][c] is None else str(r["billed_tokens"][c]) for c in CATEGORIES
         ]
