@@ -161,3 +161,11 @@ def billing_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "description, model"
     ).fetchall()
     return [{c: _plain(v) for c, v in zip(BILLING_GOLDEN_COLUMNS, r, strict=True)} for r in rows]
+
+
+def outcome_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = ("line_no", "key_kind", "key", "outcome", "ts", "reviewer")
+    rows = con.execute(
+        f"SELECT {', '.join(cols)} FROM outcomes ORDER BY file_id, line_no"
+    ).fetchall()
+    return [{c: _plain(v) for c, v in zip(cols, r, strict=True)} for r in rows]

@@ -1,7 +1,7 @@
 """Golden files: every fixture in tests/data/ingest/<format>/ loads to known rows.
 
 Each input ``<case>.<ext>`` sits beside ``<case>.expected.json``: the normalized
-usage rows (billing lines for a billing format) and the quarantined lines, as the
+usage rows (billing lines for a billing format, outcomes for an outcomes file) and the quarantined lines, as the
 store keeps them. The bytes are
 the contract: after ``pytest --update-golden`` read the diff before committing.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import DATA, billing_rows, load, quarantine_rows, usage_rows
+from tests.conftest import DATA, billing_rows, load, outcome_rows, quarantine_rows, usage_rows
 from tokenaudit.ingest import BY_NAME
 
 INGEST = DATA / "ingest"
@@ -32,13 +32,18 @@ def test_golden(path: Path, con: duckdb.DuckDBPyConnection, update_golden: bool)
     (result,) = results
     assert result.status == "loaded"
     assert result.rows_loaded + result.rows_quarantined == result.records_read
-    billing = BY_NAME[fmt].kind == "billing"
+    rows = {"billing": billing_rows, "outcomes": outcome_rows}.get(BY_NAME[fmt].kind, usage_rows)
     actual = {
         "format": result.format,
         "records_read": result.records_read,
-        "rows": billing_rows(con) if billing else usage_rows(con),
+        "rows": rows(con),
         "quarantine": quarantine_rows(con),
     }
+    if (
+        BY_NAME[fmt].kind == "usage"
+        and con.execute("SELECT count(*) FROM outcomes").fetchall()[0][0]
+    ):
+        actual["outcomes"] = outcome_rows(con)
     golden = path.with_name(path.name + ".expected.json")
     text = json.dumps(actual, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     if update_golden or not golden.exists():

@@ -229,3 +229,54 @@ def test_table_fits_a_narrow_terminal(tmp_path: Path, con: duckdb.DuckDBPyConnec
     # no unpriced calls and no cache writes here: those columns carry no news
     assert "unpriced" not in [c.header for c in wide.columns]
     assert "cache write" not in [c.header for c in wide.columns]
+
+
+def test_outcomes_file_joins_at_trace_level(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    # Trace t1: 3 calls ($0.15 each), accepted in the outcomes file; trace t2: 1 call,
+    # its log says rejected, a later review says edited; a session-keyed outcome lands on
+    # its last call; an outcome for a trace with no calls is loaded but counts nowhere.
+    events: list[dict[str, Any]] = [
+        {"ts": "2026-11-02T10:00:00Z", "request_id": "a1", "trace_id": "t1", "workflow": "w"},
+        {"ts": "2026-11-02T10:00:01Z", "request_id": "a2", "trace_id": "t1", "workflow": "w"},
+        {"ts": "2026-11-02T10:00:02Z", "request_id": "a3", "trace_id": "t1", "workflow": "w"},
+        {
+            "ts": "2026-11-02T11:00:00Z",
+            "request_id": "b1",
+            "trace_id": "t2",
+            "workflow": "v",
+            "outcome": "rejected",
+        },
+        {"ts": "2026-11-02T12:00:00Z", "request_id": "c1", "session_id": "s9", "workflow": "u"},
+    ]
+    load(con, _write(tmp_path, events))
+    outcomes = tmp_path / "reviews.csv"
+    outcomes.write_text(
+        "trace_id,session_id,outcome,ts\n"
+        "t1,,accepted,2026-11-02T13:00:00Z\n"
+        "t2,,edited,2026-11-02T13:00:00Z\n"
+        ",s9,escalated,\n"
+        "t-none,,accepted,\n"
+    )
+    (r,) = load(con, outcomes)
+    assert (r.format, r.rows_loaded, r.rows_quarantined) == ("outcomes", 4, 0)
+    rows = {row["group"]["workflow"]: row for row in rollup(con, ["workflow"]).rows}
+    w = rows["w"]
+    assert (w["requests"], w["outcomes"], w["accepted"]) == (3, 1, 1)
+    assert w["cost_usd"] == Decimal("0.45")
+    assert w["cost_per_accepted_usd"] == Decimal("0.45")  # the whole trace, not one call
+    assert (rows["v"]["outcomes"], rows["v"]["accepted"], rows["v"]["rejected"]) == (1, 0, 0)
+    assert (rows["u"]["outcomes"], rows["u"]["rejected"]) == (1, 1)  # escalated
+    # The JSON report shows it too.
+    from typer.testing import CliRunner
+
+    from tokenaudit.cli import app
+
+    db_file = tmp_path / "r.duckdb"
+    con.execute(f"ATTACH '{db_file}' AS out")
+    con.execute("COPY FROM DATABASE memory TO out")
+    con.execute("DETACH out")
+    res = CliRunner().invoke(
+        app, ["report", "--by", "workflow", "--db", str(db_file), "-f", "json"]
+    )
+    payload = {r["group"]["workflow"]: r for r in json.loads(res.stdout)["rows"]}
+    assert payload["w"]["cost_per_accepted_usd"] == "0.450000000000"

@@ -147,3 +147,19 @@ BILLING_STAGE_NAMES: Final = tuple(name for name, _ in BILLING_STAGE_COLUMNS)
 def billing_stage_ddl(table: str = "billing_stage") -> str:
     cols = ", ".join(f"{q(n)} {t}" for n, t in BILLING_STAGE_COLUMNS)
     return f"CREATE OR REPLACE TEMP TABLE {table} (line_no BIGINT NOT NULL, reason VARCHAR, {cols})"
+
+
+# Outcomes (an outcomes file, or the scores of a trace export): one row per record.
+OUTCOME_STAGE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("key_kind", "VARCHAR"),  # trace | session | request
+    ("key", "VARCHAR"),
+    ("outcome", "VARCHAR"),  # accepted | edited | rejected | escalated
+    ("ts", "TIMESTAMP"),  # UTC; NULL: when the call it judges happened
+    ("reviewer", "VARCHAR"),
+)
+KEY_KINDS: Final = ("trace", "session", "request")
+
+
+def outcome_stage_ddl(table: str = "outcome_stage") -> str:
+    cols = ", ".join(f"{q(n)} {t}" for n, t in OUTCOME_STAGE_COLUMNS)
+    return f"CREATE OR REPLACE TEMP TABLE {table} (line_no BIGINT NOT NULL, reason VARCHAR, {cols})"

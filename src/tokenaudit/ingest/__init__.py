@@ -23,6 +23,7 @@ from tokenaudit.ingest import (
     openai_billing,
     openai_logs,
     openrouter,
+    outcomes_file,
 )
 from tokenaudit.ingest.base import Ingester, StageContext
 from tokenaudit.ingest.load import FileResult, load_file
@@ -41,6 +42,7 @@ INGESTERS: tuple[Ingester, ...] = (
     *openrouter.INGESTERS,
     openai_logs.INGESTER,
     litellm.INGESTER,
+    *outcomes_file.INGESTERS,
     native.INGESTER,
 )
 BY_NAME: dict[str, Ingester] = {i.name: i for i in INGESTERS}

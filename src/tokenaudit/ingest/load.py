@@ -218,6 +218,10 @@ def load_file(
         from tokenaudit.ingest.billing_load import load_billing
 
         return load_billing(con, src, ingester, ctx, prices)
+    if ingester.kind == "outcomes":
+        from tokenaudit.ingest.outcomes_load import load_outcomes
+
+        return load_outcomes(con, src, ingester, ctx)
     if ingester.kind != "usage":
         raise InputError(f"{src.path}: {ingester.kind} files are not supported yet")
     stream = getattr(ingester, "stream", None)
@@ -261,13 +265,38 @@ def load_file(
         result = _load(
             con, src, ingester, (_STAGED, False, price_map, pairs), staged, prices, mapping
         )
+        result = _with_outcomes(con, result)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
         con.execute("DROP TABLE IF EXISTS stage")
+        con.execute("DROP TABLE IF EXISTS outcome_stage")
     return result
+
+
+def _with_outcomes(con: duckdb.DuckDBPyConnection, result: FileResult) -> FileResult:
+    """Load the outcomes a usage reader staged beside its calls (scores of a trace export):
+    they are records of the file too."""
+    from dataclasses import replace
+
+    from tokenaudit.ingest import outcomes_load
+
+    if result.file_id is None or not outcomes_load.staged(con):
+        return result
+    records, loaded, quarantined = outcomes_load.insert(con, result.file_id)
+    con.execute(
+        "UPDATE files SET records_read = records_read + ?, rows_loaded = rows_loaded + ?, "
+        "rows_quarantined = rows_quarantined + ? WHERE file_id = ?",
+        [records, loaded, quarantined, result.file_id],
+    )
+    return replace(
+        result,
+        records_read=result.records_read + records,
+        rows_loaded=result.rows_loaded + loaded,
+        rows_quarantined=result.rows_quarantined + quarantined,
+    )
 
 
 _STAGED = "SELECT * FROM stage"

@@ -83,7 +83,9 @@ class Filters:
 
 # One row per group: counts and exact sums, plus the outcomes of the traces whose final
 # outcome-carrying call falls in the group (so outcome counts add up to the totals).
-# A trace is trace_id, else session_id, else the call alone. {dims*} are whitelisted.
+# A trace is trace_id, else session_id, else the call alone. An outcome loaded from an
+# outcomes file (or a trace export's scores) marks the last call of the trace, session or
+# request it names; the latest mark of a trace is its outcome. {dims*} are whitelisted.
 ROLLUP_SQL = """
 WITH ev AS (
     SELECT * FROM usage_events WHERE {where}
@@ -95,10 +97,11 @@ WITH ev AS (
         count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_requests,
         count(*) FILTER (WHERE attempt > 1) AS retries
     FROM ev GROUP BY {dims_group}
+), marks AS (
+    SELECT {trace_key} AS tkey, {dims_struct} AS last, (ts, 0, file_id, line_no) AS ord
+    FROM ev WHERE outcome IS NOT NULL{outcome_marks}
 ), last_outcome AS (
-    SELECT arg_max({dims_struct}, (ts, file_id, line_no)) AS last
-    FROM ev WHERE outcome IS NOT NULL
-    GROUP BY coalesce(trace_id, session_id, 'call:' || file_id || ':' || line_no)
+    SELECT arg_max(last, ord) AS last FROM marks GROUP BY tkey
 ), outcomes AS (
     SELECT {dims_from_last},
         count(*) AS outcomes,
@@ -111,6 +114,36 @@ SELECT grouped.*, coalesce(o.outcomes, 0) AS outcomes, coalesce(o.accepted, 0) A
 FROM grouped LEFT JOIN outcomes o ON {dims_join}
 ORDER BY cost_usd DESC NULLS LAST, requests DESC, {dims_order}
 """
+
+TRACE_KEY_SQL = "coalesce(trace_id, session_id, 'call:' || file_id || ':' || line_no)"
+
+# Outcomes from the outcomes table, each on the last call (in the window) of what it names.
+OUTCOME_MARKS_SQL = """
+    UNION ALL
+    SELECT c.tkey, struct_insert(c.d, outcome := o.outcome),
+        (coalesce(o.ts, c.ts), 1, o.file_id, o.line_no)
+    FROM outcomes o JOIN ({keyed}) c ON c.kind = o.key_kind AND c.key = o.key"""
+
+_KEYED_SQL = """SELECT '{kind}' AS kind, {col} AS key,
+        arg_max({dims_only}, (ts, file_id, line_no)) AS d,
+        arg_max({trace_key}, (ts, file_id, line_no)) AS tkey, max(ts) AS ts
+    FROM ev WHERE {col} IN (SELECT key FROM outcomes WHERE key_kind = '{kind}')
+    GROUP BY {col}"""
+
+
+def _outcome_marks(con: duckdb.DuckDBPyConnection, dims_only: str) -> str:
+    if not con.execute("SELECT count(*) FROM outcomes").fetchall()[0][0]:
+        return ""
+    keyed = " UNION ALL ".join(
+        _KEYED_SQL.format(kind=kind, col=col, dims_only=dims_only, trace_key=TRACE_KEY_SQL)
+        for kind, col in (
+            ("trace", "trace_id"),
+            ("session", "session_id"),
+            ("request", "request_id"),
+        )
+    )
+    return OUTCOME_MARKS_SQL.format(keyed=keyed)
+
 
 METRIC_COLUMNS = (
     "requests",
@@ -144,6 +177,10 @@ def _rollup(
         dims_struct="{"
         + ", ".join(f"'g_{d}': {e}" for d, e in exprs.items())
         + ", 'outcome': outcome}",
+        trace_key=TRACE_KEY_SQL,
+        outcome_marks=_outcome_marks(
+            con, "{" + ", ".join(f"'g_{d}': {e}" for d, e in exprs.items()) + "}"
+        ),
         dims_from_last=", ".join(f"last.{q('g_' + d)} AS {q('g_' + d)}" for d in dims),
         dims_join=" AND ".join(
             f"grouped.{q('g_' + d)} IS NOT DISTINCT FROM o.{q('g_' + d)}" for d in dims
