@@ -224,3 +224,14 @@ def test_prices_table_for_one_model_and_narrow_terminals(tmp_path: Path) -> None
     for t in narrow:
         console.print(t)
     assert "$0.15" in console.export_text()  # gpt-4o-mini input, per million
+
+
+def test_audit_output_file_holds_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "audit.txt"
+    code, _, err = run(
+        "audit", str(NATIVE / "calls.jsonl"), "--db", str(tmp_path / "a.duckdb"), "-o", str(out)
+    )
+    assert code == 0, err
+    text = out.read_text()
+    assert "Ingest" in text and "Spend by workflow" in text
+    assert "\x1b[" not in text  # no terminal colour codes in a file

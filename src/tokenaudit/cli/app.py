@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -71,7 +72,12 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            _write_file_consoles()
+            return result
+        except typer.Exit:
+            _write_file_consoles()  # a finding (exit 1) still writes its report
+            raise
         except TokenauditError as e:
             err.print(f"[red]error:[/] {e}", markup=True, soft_wrap=True, highlight=False)
             if e.hint:
@@ -80,6 +86,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: the file being loaded was rolled back")
             raise typer.Exit(130) from None
+        finally:
+            _FILE_CONSOLES.clear()
 
     return wrapper
 
@@ -109,15 +117,30 @@ def pipe_width() -> int:
     return int(value) if value.isdigit() and int(value) >= 40 else PIPE_WIDTH
 
 
+_FILE_CONSOLES: dict[Path, Console] = {}
+
+
 def console_for(output: Path | None) -> Console:
-    """A console for rich tables: the terminal, a pipe, or a file."""
+    """A console for rich tables: the terminal, a pipe, or a file.
+
+    Every table a command writes to ``--output FILE`` goes to one console, whose text is
+    written to the file (atomically) when the command ends (``handle_errors``).
+    """
     if output is None:
         console = Console(highlight=False)
         if not console.is_terminal:
             console = Console(highlight=False, width=pipe_width())
         return console
-    return Console(
-        file=open(output, "w", encoding="utf-8"),
-        width=pipe_width(),
-        highlight=False,
-    )
+    key = output.resolve()
+    if key not in _FILE_CONSOLES:
+        _FILE_CONSOLES[key] = Console(
+            file=io.StringIO(), width=pipe_width(), highlight=False, color_system=None
+        )
+    return _FILE_CONSOLES[key]
+
+
+def _write_file_consoles() -> None:
+    for path, console in _FILE_CONSOLES.items():
+        assert isinstance(console.file, io.StringIO)
+        emit(console.file.getvalue(), path)
+    _FILE_CONSOLES.clear()
