@@ -310,3 +310,31 @@ def test_models_first_seen_past_the_sample_are_priced(
     assert rows == {"late1": Decimal("1"), "late2": None}  # haiku 4.5: $1 per M input
     unpriced = con.execute("SELECT count(*) FROM usage_events WHERE cost_usd IS NULL")
     assert unpriced.fetchall() == [(1,)]
+
+
+def test_reloading_a_tree_reads_only_new_or_changed_files(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tokenaudit.ingest as ingest_pkg
+
+    tree = tmp_path / "logs"
+    (tree / "a").mkdir(parents=True)
+    for i in range(5):
+        (tree / "a" / f"{i}.jsonl").write_text(GOOD % (i, f"r{i}", 10) + "\n")
+    load(con, tree)
+    opened: list[str] = []
+    real = ingest_pkg.open_source
+
+    def spy(path: Path, workdir: Path) -> Any:
+        opened.append(path.name)
+        return real(path, workdir)
+
+    monkeypatch.setattr(ingest_pkg, "open_source", spy)
+    (tree / "a" / "new.jsonl").write_text(GOOD % (9, "r9", 10) + "\n")
+    changed = tree / "a" / "0.jsonl"
+    changed.write_text(GOOD % (0, "r0", 10) + "\n" + GOOD % (1, "r0b", 10) + "\n")
+    results = load(con, tree)
+    assert sorted(opened) == ["0.jsonl", "new.jsonl"]
+    assert sum(r.status == "skipped" and r.detail == "unchanged" for r in results) == 4
+    # 5 first calls, r0b and r9: the grown file's r0 is a duplicate of the first load.
+    assert con.execute("SELECT count(*) FROM usage_events").fetchall() == [(7,)]

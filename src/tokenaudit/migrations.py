@@ -33,6 +33,14 @@ MIGRATIONS: list[tuple[str, str | None]] = [
         "ALTER TABLE billing_lines ADD COLUMN list_cost DECIMAL(38,12);"
         "ALTER TABLE files ADD COLUMN lines_replaced BIGINT DEFAULT 0",
     ),
+    # Where a file was and how it looked on disk when loaded: an unchanged file (same
+    # resolved path, size and modification time) is skipped without being read again.
+    (
+        "m004_files_stat",
+        "ALTER TABLE files ADD COLUMN source_path VARCHAR;"
+        "ALTER TABLE files ADD COLUMN raw_size BIGINT;"
+        "ALTER TABLE files ADD COLUMN mtime_ns BIGINT",
+    ),
 ]
 
 CREATE_MIGRATIONS_SQL = """

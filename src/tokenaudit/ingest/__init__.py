@@ -58,6 +58,28 @@ def get(name: str) -> Ingester:
         ) from None
 
 
+def _unchanged(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, str, str]]:
+    """Files loaded before, by resolved path: (size, mtime_ns, format, kind)."""
+    rows = con.execute(
+        "SELECT source_path, raw_size, mtime_ns, format, kind FROM files WHERE mtime_ns IS NOT NULL"
+    ).fetchall()
+    return {str(p): (int(s), int(m), str(f), str(k)) for p, s, m, f, k in rows}
+
+
+def _known(unchanged: dict[str, tuple[int, int, str, str]], path: Path) -> tuple[str, str] | None:
+    """(format, kind) when ``path`` is a file loaded before and not touched since."""
+    if not unchanged:
+        return None
+    try:
+        st = path.stat()
+        seen = unchanged.get(str(path.resolve()))
+    except OSError:
+        return None
+    if seen is None or seen[:2] != (st.st_size, st.st_mtime_ns):
+        return None
+    return seen[2], seen[3]
+
+
 def detect(src: Source) -> Ingester | None:
     for ingester in INGESTERS:
         if ingester.sniff(src):
@@ -88,10 +110,15 @@ def ingest(
     explicit = {p.resolve() for p in paths if p.is_file()}
     ctx = StageContext(secret=install_secret(con))
     results: list[FileResult] = []
+    unchanged = _unchanged(con)
     with tempfile.TemporaryDirectory(prefix="tokenaudit-") as tmp:
         for i, path in enumerate(files):
             if on_file:
                 on_file(path, i, len(files))
+            known = _known(unchanged, path) if forced is None else None
+            if known is not None:
+                results.append(FileResult(str(path), *known, "skipped", 0, 0, 0, "unchanged"))
+                continue
             src = open_source(path, Path(tmp))
             if src.stat_size == 0:
                 results.append(FileResult(str(path), "-", "-", "empty", 0, 0, 0))

@@ -149,8 +149,9 @@ def _insert_events_sql(relation: str, price_map: str) -> str:
 
 
 _FILE_SQL = """INSERT INTO files (file_id, path, sha256, size_bytes, format, kind, records_read,
-    rows_loaded, rows_quarantined, loaded_at, quick_key, lines_replaced)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    rows_loaded, rows_quarantined, loaded_at, quick_key, lines_replaced, source_path, raw_size,
+    mtime_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 
 def record_file(
@@ -163,6 +164,11 @@ def record_file(
 ) -> None:
     """Register a loaded file: (records read, rows loaded, rows quarantined)."""
     records, loaded, quarantined = counts
+    try:
+        st = src.path.stat()
+        where, raw_size, mtime_ns = str(src.path.resolve()), st.st_size, st.st_mtime_ns
+    except OSError:  # gone meanwhile: it will simply be read again next time
+        where, raw_size, mtime_ns = str(src.path), None, None
     con.execute(
         _FILE_SQL,
         [
@@ -178,6 +184,9 @@ def record_file(
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
             src.quick_key,
             replaced,
+            where,
+            raw_size,
+            mtime_ns,
         ],
     )
 
