@@ -23,6 +23,7 @@ from tokenaudit.ingest import (
     openai_billing,
     openai_logs,
     openrouter,
+    otel,
     outcomes_file,
 )
 from tokenaudit.ingest.base import Ingester, StageContext
@@ -40,6 +41,7 @@ INGESTERS: tuple[Ingester, ...] = (
     *anthropic_billing.INGESTERS,
     *focus.INGESTERS,
     *openrouter.INGESTERS,
+    *otel.INGESTERS,
     openai_logs.INGESTER,
     litellm.INGESTER,
     *outcomes_file.INGESTERS,
