@@ -53,12 +53,19 @@ def ingest(
     input_format: str | None = None,
     config: Config | None = None,
     on_file: Callable[[Path, int, int], None] | None = None,
+    custom_map: Path | None = None,
 ) -> IngestSummary:
+    """Load ``paths``; ``custom_map``: a mapping file whose ingester reads every file."""
     from tokenaudit.ingest import IngestOptions
     from tokenaudit.ingest import ingest as run
 
     config = config or load_config()
-    options = IngestOptions(input_format, price_settings(config), config.attribution)
+    custom = None
+    if custom_map is not None:
+        from tokenaudit.ingest.custom_map import ingester
+
+        custom = ingester(custom_map)  # validated before the database is opened
+    options = IngestOptions(input_format, price_settings(config), config.attribution, custom)
     with db.connect(db_path) as con:
         results = run(con, paths, options, on_file)
         quarantine: dict[str, list[tuple[int, str]]] = {}

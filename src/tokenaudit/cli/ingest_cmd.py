@@ -60,6 +60,14 @@ def ingest(
         str | None,
         typer.Option("--input-format", help="Skip detection; see 'tokenaudit formats'."),
     ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="Read every file with this mapping (TOML: file type, field paths, token "
+            "conventions, cost unit) instead of a known format.",
+        ),
+    ] = None,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
@@ -70,6 +78,8 @@ def ingest(
     from tokenaudit.config import load_config
     from tokenaudit.report import render
 
+    if mapping is not None and input_format is not None:
+        raise typer.BadParameter("cannot be combined with --input-format", param_hint="'--map'")
     cfg = load_config(config)
     if sys.stderr.isatty():
         from rich.progress import (
@@ -95,9 +105,9 @@ def ingest(
             def on_file(path: Path, done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total, description=path.name)
 
-            summary = api.ingest(db_path(db), paths, input_format, cfg, on_file)
+            summary = api.ingest(db_path(db), paths, input_format, cfg, on_file, mapping)
     else:
-        summary = api.ingest(db_path(db), paths, input_format, cfg)
+        summary = api.ingest(db_path(db), paths, input_format, cfg, custom_map=mapping)
     if fmt == Format.json:
         rows = [
             {

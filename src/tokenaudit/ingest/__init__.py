@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from tokenaudit.errors import InputError
 from tokenaudit.ingest import (
     anthropic_billing,
+    custom_map,
     focus,
+    gateways,
     litellm,
     native,
     openai_billing,
@@ -42,6 +44,8 @@ INGESTERS: tuple[Ingester, ...] = (
     *focus.INGESTERS,
     *openrouter.INGESTERS,
     *otel.INGESTERS,
+    *gateways.INGESTERS,
+    *custom_map.INGESTERS,
     openai_logs.INGESTER,
     litellm.INGESTER,
     *outcomes_file.INGESTERS,
@@ -94,6 +98,7 @@ class IngestOptions:
     input_format: str | None
     prices: PriceSettings
     mapping: dict[str, Any]
+    custom: Ingester | None = None  # from ``--map FILE``: forced for every file
 
 
 def ingest(
@@ -107,7 +112,7 @@ def ingest(
     from tokenaudit.pricing import ensure_prices
 
     ensure_prices(con, options.prices)  # re-prices stored calls if price files changed
-    forced = get(options.input_format) if options.input_format else None
+    forced = options.custom or (get(options.input_format) if options.input_format else None)
     files = list(walk(paths))
     explicit = {p.resolve() for p in paths if p.is_file()}
     ctx = StageContext(secret=install_secret(con))
