@@ -265,6 +265,7 @@ def load_file(
         con.execute(_GENERIC_CHECKS_SQL)
     except BaseException:
         con.execute("DROP TABLE IF EXISTS stage")
+        con.execute("DROP TABLE IF EXISTS outcome_stage")
         raise
     con.execute("BEGIN TRANSACTION")
     try:
