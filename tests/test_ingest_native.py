@@ -315,7 +315,7 @@ def test_models_first_seen_past_the_sample_are_priced(
 def test_reloading_a_tree_reads_only_new_or_changed_files(
     tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tokenaudit.ingest as ingest_pkg
+    from tokenaudit.ingest import source
 
     tree = tmp_path / "logs"
     (tree / "a").mkdir(parents=True)
@@ -323,13 +323,13 @@ def test_reloading_a_tree_reads_only_new_or_changed_files(
         (tree / "a" / f"{i}.jsonl").write_text(GOOD % (i, f"r{i}", 10) + "\n")
     load(con, tree)
     opened: list[str] = []
-    real = ingest_pkg.open_source
+    real = source.open_source
 
     def spy(path: Path, workdir: Path) -> Any:
         opened.append(path.name)
         return real(path, workdir)
 
-    monkeypatch.setattr(ingest_pkg, "open_source", spy)
+    monkeypatch.setattr("tokenaudit.ingest.open_source", spy)
     (tree / "a" / "new.jsonl").write_text(GOOD % (9, "r9", 10) + "\n")
     changed = tree / "a" / "0.jsonl"
     changed.write_text(GOOD % (0, "r0", 10) + "\n" + GOOD % (1, "r0b", 10) + "\n")

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import InputError
 from tokenaudit.ingest import (
     anthropic_billing,
+    claude_code,
+    codex,
     custom_map,
     focus,
     gateways,
@@ -46,6 +48,8 @@ INGESTERS: tuple[Ingester, ...] = (
     *openrouter.INGESTERS,
     *otel.INGESTERS,
     *langfuse.INGESTERS,
+    *claude_code.INGESTERS,
+    *codex.INGESTERS,
     *gateways.INGESTERS,
     *custom_map.INGESTERS,
     openai_logs.INGESTER,
@@ -118,32 +122,64 @@ def ingest(
     files = list(walk(paths))
     explicit = {p.resolve() for p in paths if p.is_file()}
     ctx = StageContext(secret=install_secret(con))
-    results: list[FileResult] = []
+    results: list[FileResult | None] = [None] * len(files)
     unchanged = _unchanged(con)
+    # A run of files whose format loads many at once (a Claude Code tree) is read in one
+    # pass and one transaction; every file still gets its own result and `files` row.
+    pending: list[tuple[int, Source]] = []
+    batch: Any = None
+    last: Ingester | None = None
+
+    def flush() -> None:
+        nonlocal batch
+        if pending:
+            srcs = [s for _, s in pending]
+            loaded = batch.load_many(con, srcs, ctx, options.prices, options.mapping)
+            for (i, _), r in zip(pending, loaded, strict=True):
+                results[i] = r
+            for s in srcs:
+                if s.compressed:
+                    s.data_path.unlink(missing_ok=True)
+            pending.clear()
+        batch = None
+
     with tempfile.TemporaryDirectory(prefix="tokenaudit-") as tmp:
         for i, path in enumerate(files):
             if on_file:
                 on_file(path, i, len(files))
             known = _known(unchanged, path) if forced is None else None
             if known is not None:
-                results.append(FileResult(str(path), *known, "skipped", 0, 0, 0, "unchanged"))
+                results[i] = FileResult(str(path), *known, "skipped", 0, 0, 0, "unchanged")
                 continue
             src = open_source(path, Path(tmp))
             if src.stat_size == 0:
-                results.append(FileResult(str(path), "-", "-", "empty", 0, 0, 0))
+                results[i] = FileResult(str(path), "-", "-", "empty", 0, 0, 0)
                 continue
-            ingester = forced or detect(src)
+            # In a tree of a batch format, the previous file's format first (sniffing every
+            # format for each of thousands of files costs more than reading them).
+            again = last is not None and hasattr(last, "load_many") and last.sniff(src)
+            ingester = forced or (last if again else detect(src))
             if ingester is None:
                 if path.resolve() in explicit:
+                    flush()
                     raise InputError(
                         f"{path}: unrecognised file format",
                         hint="pass --input-format NAME; 'tokenaudit formats' lists them",
                     )
-                results.append(FileResult(str(path), "-", "-", "unrecognised", 0, 0, 0))
+                results[i] = FileResult(str(path), "-", "-", "unrecognised", 0, 0, 0)
                 continue
-            results.append(load_file(con, src, ingester, ctx, options.prices, options.mapping))
+            last = ingester
+            if hasattr(ingester, "load_many"):
+                if batch is not None and batch is not ingester:
+                    flush()
+                batch = ingester
+                pending.append((i, replace(src, head=b"")))  # don't keep thousands of heads
+                continue
+            flush()
+            results[i] = load_file(con, src, ingester, ctx, options.prices, options.mapping)
             if src.compressed:
                 src.data_path.unlink(missing_ok=True)
+        flush()
     if on_file:
         on_file(Path(""), len(files), len(files))
-    return results
+    return [r for r in results if r is not None]
