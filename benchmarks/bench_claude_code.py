@@ -270,90 +270,6 @@ def generate(tree: Path, sessions: int, subagents: int) -> dict[str, Any]:
 # else is unchanged.
 
 
-def ingest_batched(con: Any, paths: list[Path], options: Any, on_file: Any = None) -> list[Any]:
-    """``tokenaudit.ingest.ingest`` as it is, plus the two changes marked CHANGE."""
-    import dataclasses
-    import tempfile
-
-    from tokenaudit.db import install_secret
-    from tokenaudit.errors import InputError
-    from tokenaudit.ingest import _known, _unchanged, detect, get
-    from tokenaudit.ingest.base import StageContext
-    from tokenaudit.ingest.load import FileResult, load_file
-    from tokenaudit.ingest.source import open_source, walk
-    from tokenaudit.pricing import ensure_prices
-
-    ensure_prices(con, options.prices)
-    forced = options.custom or (get(options.input_format) if options.input_format else None)
-    files = list(walk(paths))
-    explicit = {p.resolve() for p in paths if p.is_file()}
-    ctx = StageContext(secret=install_secret(con))
-    unchanged = _unchanged(con)
-    results: list[Any] = [None] * len(files)  # CHANGE 1: a batch fills its slots later
-    pending: list[tuple[int, Any]] = []
-    batch: Any = None
-    last: Any = None
-
-    def flush() -> None:  # CHANGE 1: load the run of files collected for a batch ingester
-        nonlocal batch
-        if pending:
-            srcs = [s for _, s in pending]
-            loaded = batch.load_many(con, srcs, ctx, options.prices, options.mapping)
-            for (i, _), r in zip(pending, loaded, strict=True):
-                results[i] = r
-            for s in srcs:
-                if s.compressed:
-                    s.data_path.unlink(missing_ok=True)
-            pending.clear()
-        batch = None
-
-    with tempfile.TemporaryDirectory(prefix="tokenaudit-") as tmp:
-        for i, path in enumerate(files):
-            if on_file:
-                on_file(path, i, len(files))
-            known = _known(unchanged, path) if forced is None else None
-            if known is not None:
-                results[i] = FileResult(str(path), *known, "skipped", 0, 0, 0, "unchanged")
-                continue
-            src = open_source(path, Path(tmp))
-            if src.stat_size == 0:
-                results[i] = FileResult(str(path), "-", "-", "empty", 0, 0, 0)
-                continue
-            # CHANGE 2: the previous file's format first (files of a folder share one)
-            ingester = forced or (last if last is not None and last.sniff(src) else detect(src))
-            last = ingester
-            if ingester is None:
-                if path.resolve() in explicit:
-                    raise InputError(f"{path}: unrecognised file format")
-                results[i] = FileResult(str(path), "-", "-", "unrecognised", 0, 0, 0)
-                continue
-            if hasattr(ingester, "load_many"):  # CHANGE 1
-                if batch is not None and batch is not ingester:
-                    flush()
-                batch = ingester
-                pending.append((i, dataclasses.replace(src, head=b"")))  # heads not kept
-                continue
-            flush()
-            results[i] = load_file(con, src, ingester, ctx, options.prices, options.mapping)
-            if src.compressed:
-                src.data_path.unlink(missing_ok=True)
-        flush()
-    if on_file:
-        on_file(Path(""), len(files), len(files))
-    return results
-
-
-BATCHED_CLI = """
-import sys
-sys.path.insert(0, sys.argv[1])
-import bench_claude_code, tokenaudit.ingest, tokenaudit.api
-tokenaudit.ingest.ingest = bench_claude_code.ingest_batched
-from tokenaudit.cli import main
-sys.argv = ["tokenaudit", *sys.argv[2:]]
-main()
-"""
-
-
 # --- the measured run ---------------------------------------------------------------------
 
 
@@ -473,7 +389,6 @@ def main() -> None:
     home = work / "home"  # empty: ccusage finds no other agent's logs
     home.mkdir(exist_ok=True)
     cc_env = {**os.environ, "HOME": str(home), "TZ": "UTC", "CLAUDE_CONFIG_DIR": str(tree)}
-    bench_dir = str(Path(__file__).resolve().parent)
 
     def fresh(name: str) -> Path:
         db = work / name
@@ -488,35 +403,26 @@ def main() -> None:
         timed([args.ccusage, "daily", "--offline", "--json"], cc_env, cc_out)
         for _ in range(args.runs)
     )
-    # 2. first load as shipped: the loader loads one file per transaction
-    db1 = fresh("per-file.duckdb")
+    # 2. first load
+    db1 = fresh("tree.duckdb")
     res["ingest"] = timed(
         [exe, "ingest", str(tree), "--db", str(db1), "--format", "json"], out=work / "ingest-1.json"
     )
     res["ingest_counts"] = load_counts(work / "ingest-1.json")
-    # 3. first load with the proposed loader change (claude-code files in one read and one transaction)
-    db2 = fresh("batched.duckdb")
-    batched = [sys.executable, "-c", BATCHED_CLI, bench_dir]
-    res["ingest_batched"] = timed(
-        [*batched, "ingest", str(tree), "--db", str(db2), "--format", "json"],
-        out=work / "ingest-2.json",
-    )
-    res["ingest_batched_counts"] = load_counts(work / "ingest-2.json")
     # 4. the repeated report (best of N)
     res["report"] = min(
         timed([exe, "report", "--by", "day", "--db", str(db1)]) for _ in range(args.runs)
     )
     # 5. parity: per-day totals per category
     ours, theirs = per_day_tokenaudit(exe, db1), per_day_ccusage(cc_out)
-    ours2 = per_day_tokenaudit(exe, db2)
     res["parity_days"] = len(theirs)
-    res["parity"] = ours == theirs and ours2 == theirs
+    res["parity"] = ours == theirs
     res["parity_diff"] = {
         d: (ours.get(d), theirs.get(d))
         for d in set(ours) | set(theirs)
         if ours.get(d) != theirs.get(d)
     }
-    # 6. reload after one new file, both loaders: only the new file is read
+    # 6. reload after one new file: only the new file is read
     new = add_session(tree)
     try:
         res["reload"] = timed(
@@ -524,11 +430,6 @@ def main() -> None:
             out=work / "ingest-3.json",
         )
         res["reload_counts"] = load_counts(work / "ingest-3.json")
-        res["reload_batched"] = timed(
-            [*batched, "ingest", str(tree), "--db", str(db2), "--format", "json"],
-            out=work / "ingest-4.json",
-        )
-        res["reload_batched_counts"] = load_counts(work / "ingest-4.json")
     finally:
         new.unlink()
     (work / "results.json").write_text(json.dumps(res, indent=2))
@@ -544,21 +445,13 @@ def main() -> None:
         f"| `ccusage daily --offline --json` (best of {args.runs}) | {cc_s:.2f} s | {cc_mb:,.0f} MB | 1.00x |"
     )
     for key, label in (
-        (
-            "ingest",
-            "`tokenaudit ingest TREE` first load (loader as shipped: a transaction per file)",
-        ),
-        (
-            "ingest_batched",
-            "`tokenaudit ingest TREE` first load (proposed: claude-code files in one go)",
-        ),
+        ("ingest", "`tokenaudit ingest TREE` first load"),
         ("report", f"`tokenaudit report --by day` (best of {args.runs})"),
-        ("reload", "`tokenaudit ingest TREE` after one new file (as shipped)"),
-        ("reload_batched", "`tokenaudit ingest TREE` after one new file (proposed)"),
+        ("reload", "`tokenaudit ingest TREE` after one new file"),
     ):
         s, mb = res[key]
         print(f"| {label} | {s:.2f} s | {mb:,.0f} MB | {s / cc_s:.2f}x |")
-    for key in ("ingest_counts", "ingest_batched_counts", "reload_counts", "reload_batched_counts"):
+    for key in ("ingest_counts", "reload_counts"):
         loaded, skipped, rows, quarantined = res[key]
         print(
             f"\n{key}: files loaded {loaded:,}, skipped {skipped:,}; calls loaded {rows:,}, quarantined {quarantined:,}"

@@ -69,14 +69,18 @@ def ingest(
     with db.connect(db_path) as con:
         results = run(con, paths, options, on_file)
         quarantine: dict[str, list[tuple[int, str]]] = {}
-        for r in results:
-            if r.file_id is not None and r.rows_quarantined:
-                rows = con.execute(
-                    "SELECT line_no, reason FROM quarantine WHERE file_id = ? "
-                    "ORDER BY line_no LIMIT ?",
-                    [r.file_id, QUARANTINE_SHOWN],
-                ).fetchall()
-                quarantine[r.path] = [(int(a), str(b)) for a, b in rows]
+        paths_by_id = {
+            r.file_id: r.path for r in results if r.file_id is not None and r.rows_quarantined
+        }
+        if paths_by_id:
+            rows = con.execute(
+                "SELECT file_id, line_no, reason FROM quarantine WHERE file_id IN "
+                "(SELECT unnest(?)) QUALIFY row_number() OVER (PARTITION BY file_id "
+                "ORDER BY line_no) <= ? ORDER BY file_id, line_no",
+                [list(paths_by_id), QUARANTINE_SHOWN],
+            ).fetchall()
+            for file_id, line, reason in rows:
+                quarantine.setdefault(paths_by_id[file_id], []).append((int(line), str(reason)))
         info = meta(con)
     return IngestSummary(results, quarantine, str(db_path), info)
 
