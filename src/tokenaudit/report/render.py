@@ -29,20 +29,17 @@ def safe_cell(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
-def json_value(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, dict):
-        return {k: json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def to_json(payload: dict[str, Any]) -> str:
-    return json.dumps(json_value(payload), indent=2, ensure_ascii=False) + "\n"
+    """JSON for scripts: money as exact decimal strings, times in ISO 8601."""
+    return json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default) + "\n"
 
 
 def report_json(report: Report) -> str:
