@@ -20,7 +20,6 @@ from tokenaudit.errors import InputError
 from tokenaudit.ingest import detect
 from tokenaudit.ingest.focus import (
     INGESTER,
-    NUM_RE,
     Item,
     azure_meter,
     bedrock_usage_type,
@@ -31,6 +30,7 @@ from tokenaudit.ingest.focus import (
     unit_tokens,
 )
 from tokenaudit.ingest.source import open_source
+from tokenaudit.ingest.tabular import NUM_RE
 
 FIXTURES = DATA / "ingest" / "focus"
 SAMPLES = SHARED / "samples" / "provider"
@@ -244,14 +244,14 @@ def test_bad_rows_are_quarantined_with_reasons_and_line_numbers(
 def test_fast_reader_counts_lines_inside_quoted_fields(
     tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tokenaudit.ingest import focus
+    from tokenaudit.ingest import tabular
 
     text = (FIXTURES / "bad_rows.csv").read_text(encoding="utf-8").splitlines(keepends=True)
     good = [text[0], text[1], *text[11:13], text[15], text[16]]  # no broken row, no blank line
     path = tmp_path / "good.csv"
     path.write_text("".join(good), encoding="utf-8")
     calls: list[str] = []
-    monkeypatch.setattr(focus, "_exact_csv", lambda *a: calls.append("exact"))
+    monkeypatch.setattr(tabular, "_exact_csv", lambda *a: calls.append("exact"))
     (r,) = load(con, path)
     assert calls == []  # DuckDB's reader did it all
     assert r.records_read == 4
@@ -262,13 +262,13 @@ def test_exact_reader_agrees_with_the_fast_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tokenaudit import db
-    from tokenaudit.ingest import focus
+    from tokenaudit.ingest import tabular
 
     path = FIXTURES / "aws_bedrock_focus_1_0.csv"
     with db.connect(":memory:") as con:
         load(con, path)
         fast = lines(con)
-    monkeypatch.setattr(focus, "_fast_csv", lambda *a: False)
+    monkeypatch.setattr(tabular, "_fast_csv", lambda *a: False)
     with db.connect(":memory:") as con:
         load(con, path)
         assert lines(con) == fast

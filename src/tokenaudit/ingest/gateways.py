@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 from tokenaudit.errors import InputError
 from tokenaudit.ingest import gateways_sql as g
 from tokenaudit.ingest import litellm_records
-from tokenaudit.ingest.focus import csv_header, stage_csv
 from tokenaudit.ingest.source import HEAD_BYTES
+from tokenaudit.ingest.tabular import csv_header, stage_csv
 from tokenaudit.model import stage_ddl
 
 if TYPE_CHECKING:

@@ -41,7 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import InputError
 from tokenaudit.ingest.base import KEY_HASH_SQL, RecordError
-from tokenaudit.ingest.focus import NUM_RE, csv_header, money, money_reason, nz, shown, stage_csv
+from tokenaudit.ingest.tabular import (
+    NUM_RE,
+    csv_header,
+    money,
+    money_reason,
+    nz,
+    shown,
+    stage_csv,
+)
 from tokenaudit.model import BILLING_STAGE_COLUMNS, BILLING_STAGE_NAMES, billing_stage_ddl
 
 if TYPE_CHECKING:
