@@ -197,3 +197,8 @@ def formats(fmt: FormatOption = Format.table, output: OutputOption = None) -> No
     for r in rows:
         table.add_row(r["name"], r["kind"], r["detects"])
     console_for(output).print(table)
+    err.print(
+        "[dim]any other JSON lines or CSV log: 'tokenaudit ingest --map mapping.toml PATH' "
+        "(see docs/formats.md)[/]",
+        soft_wrap=True,
+    )
