@@ -43,7 +43,7 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help="DuckDB file [default: ./tokenaudit.duckdb or $TOKENAUDIT_DB].",
+        help="DuckDB file (default: ./tokenaudit.duckdb, or $TOKENAUDIT_DB).",
         show_default=False,
     ),
 ]

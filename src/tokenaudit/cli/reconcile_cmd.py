@@ -21,7 +21,7 @@ from tokenaudit.cli.app import (
     err,
     handle_errors,
 )
-from tokenaudit.cli.report_cmd import SinceOption, TopOption, UntilOption, _date
+from tokenaudit.cli.report_cmd import SinceOption, UntilOption, _date
 from tokenaudit.errors import TokenauditError
 
 
@@ -69,7 +69,9 @@ def reconcile(
             help="Also split rows by project (where both sides carry the same project ids).",
         ),
     ] = None,
-    top: TopOption = 20,
+    top: Annotated[
+        int, typer.Option("--top", "-n", help="Show the N largest gaps (unmatched rows).")
+    ] = 20,
     show_all: Annotated[
         bool, typer.Option("--all", help="Show every unmatched row in the table.")
     ] = False,
