@@ -407,7 +407,7 @@ def test_console_usage_versions(name: str, con: duckdb.DuckDBPyConnection) -> No
 def test_csv_readers_agree(folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB's reader and the exact Python reader give the same lines for clean files."""
     from tokenaudit import db
-    from tokenaudit.ingest import anthropic_billing_csv as csvx
+    from tokenaudit.ingest import tabular
 
     def lines() -> list[tuple[list[dict[str, Any]], list[tuple[int, str]]]]:
         out = []
@@ -419,7 +419,7 @@ def test_csv_readers_agree(folder: str, monkeypatch: pytest.MonkeyPatch) -> None
         return out
 
     fast = lines()
-    monkeypatch.setattr(csvx, "_fast", lambda *_: False)
+    monkeypatch.setattr(tabular, "_fast_csv", lambda *_: False)
     assert lines() == fast
 
 

@@ -27,13 +27,12 @@ One SQL statement per export kind then maps the raw rows into ``billing_stage``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import re
 from typing import TYPE_CHECKING
 
 from tokenaudit.errors import InputError
 from tokenaudit.ingest.base import KEY_HASH_SQL, SECRET_RE
+from tokenaudit.ingest.tabular import stage_csv
 
 if TYPE_CHECKING:
     import duckdb
@@ -83,10 +82,6 @@ COST_TOKEN_TYPES = {
 COST_TYPES = {"web_search": "web_search"}  # anything else that is not a token type: other
 
 RAW = "_anthropic_csv_rows"
-MAX_LINE = 16 << 20
-FIELD_LIMIT = 1 << 30
-BATCH = 20_000
-_BAD_UTF8 = re.compile("[\udc80-\udcff]")
 _SECRET = SECRET_RE.pattern.replace("'", "''")
 
 
@@ -125,8 +120,6 @@ def read_rows(
     one_of: tuple[str, ...] = (),
 ) -> None:
     """Fill the TEMP table ``RAW`` (line_no, bad, one VARCHAR per name in ``columns``)."""
-    import duckdb
-
     names = header(src.head)
     if names is None:
         raise InputError(f"{src.path}: no CSV header in the first line")
@@ -136,121 +129,10 @@ def read_rows(
         missing.append(" or ".join(one_of))
     if missing:
         raise InputError(f"{src.path}: missing column(s) {', '.join(missing)} in the CSV header")
-    slots = {c: canon.index(c) for c in columns if c in canon}  # the first of repeated names
-    try:
-        if _fast(con, src, len(names), slots, columns):
-            return
-    except duckdb.Error:
-        pass
-    _exact(con, src, len(names), slots, columns)
-
-
-def _fast(
-    con: duckdb.DuckDBPyConnection,
-    src: Source,
-    width: int,
-    slots: dict[str, int],
-    columns: tuple[str, ...],
-) -> bool:
-    cols = [f"c{i}" for i in range(width)]
-    spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
-    nl = " + ".join(f"coalesce(len({c}) - len(replace({c}, chr(10), '')), 0)" for c in cols)
-    picked = ", ".join(
-        (f"c{slots[c]}" if c in slots else "NULL::VARCHAR") + f" AS {c}" for c in columns
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {RAW} AS
-        SELECT 1 + rn + coalesce(sum(nl) OVER (ORDER BY rn ROWS BETWEEN UNBOUNDED PRECEDING
-                                                      AND 1 PRECEDING), 0) AS line_no,
-            NULL::VARCHAR AS bad, {", ".join(columns)}, nl
-        FROM (SELECT row_number() OVER () AS rn, {nl} AS nl, {picked}
-              FROM read_csv($path, columns = {spec}, header = true, delim = ',', quote = '"',
-                   escape = '"', auto_detect = false, strict_mode = true, null_padding = false,
-                   encoding = 'utf-8', max_line_size = {MAX_LINE}))""",
-        {"path": str(src.data_path)},
-    )
-    records, embedded = con.execute(f"SELECT count(*), coalesce(sum(nl), 0) FROM {RAW}").fetchall()[
-        0
-    ]
-    if 1 + int(records) + int(embedded) != src.line_count:
-        return False
-    con.execute(f"ALTER TABLE {RAW} DROP COLUMN nl")
-    return True
-
-
-def _exact(
-    con: duckdb.DuckDBPyConnection,
-    src: Source,
-    width: int,
-    slots: dict[str, int],
-    columns: tuple[str, ...],
-) -> None:
-    """Python's csv reader: every record gets a row, malformed ones with a reason."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RAW} (line_no BIGINT, bad VARCHAR, "
-        + ", ".join(f"{c} VARCHAR" for c in columns)
-        + ")"
-    )
-    batch: list[list[str | int | None]] = []
-    old_limit = csv.field_size_limit(FIELD_LIMIT)
-    try:
-        with open(src.data_path, encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
-            reader = csv.reader(f, strict=True)
-            with contextlib.suppress(csv.Error, StopIteration):
-                next(reader)  # the header, read from the head already
-            start = reader.line_num + 1
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as e:
-                    batch.append(_bad(start, f"malformed CSV row: {e}", columns))
-                    start = reader.line_num + 1
-                    continue
-                line_no, start = start, reader.line_num + 1
-                if not row:
-                    continue  # a blank line is not a record
-                batch.append(_record(line_no, row, width, slots, columns))
-                if len(batch) >= BATCH:
-                    _insert(con, batch, columns)
-    finally:
-        csv.field_size_limit(old_limit)
-    _insert(con, batch, columns)
-
-
-def _bad(line_no: int, reason: str, columns: tuple[str, ...]) -> list[str | int | None]:
-    return [line_no, reason, *([None] * len(columns))]
-
-
-def _record(
-    line_no: int, row: list[str], width: int, slots: dict[str, int], columns: tuple[str, ...]
-) -> list[str | int | None]:
-    if len(row) != width:
-        return _bad(line_no, f"expected {width} fields, found {len(row)}", columns)
-    values = [row[slots[c]] if c in slots else None for c in columns]
-    if _BAD_UTF8.search("".join(v for v in values if v)):
-        return _bad(line_no, "invalid UTF-8", columns)
-    return [line_no, None, *values]
-
-
-def _insert(
-    con: duckdb.DuckDBPyConnection, rows: list[list[str | int | None]], columns: tuple[str, ...]
-) -> None:
-    import pyarrow as pa
-
-    if not rows:
-        return
-    names = ["line_no", "bad", *columns]
-    arrays = [pa.array([r[0] for r in rows], pa.int64())] + [
-        pa.array([r[i] for r in rows], pa.string()) for i in range(1, len(names))
-    ]
-    con.register("_anthropic_csv_batch", pa.table(arrays, names=names))
-    try:
-        con.execute(f"INSERT INTO {RAW} SELECT * FROM _anthropic_csv_batch")
-    finally:
-        con.unregister("_anthropic_csv_batch")
-    rows.clear()
+    # Each wanted column -> the header cell naming it (the first of repeated names); a column
+    # the file lacks reads as NULL.
+    wanted = {c: names[canon.index(c)] if c in canon else f"\x00absent {c}" for c in columns}
+    stage_csv(con, src, RAW, names, wanted)
 
 
 # --- mapping the rows ------------------------------------------------------------------------
