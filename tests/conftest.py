@@ -16,6 +16,7 @@ from tokenaudit import db
 from tokenaudit.ingest import IngestOptions, ingest
 from tokenaudit.ingest.load import FileResult
 from tokenaudit.pricing import PriceSettings
+from tokenaudit.tokens.encodings import cache_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -60,9 +61,26 @@ GOLDEN_COLUMNS = (
     "latency_ms",
     "outcome",
     "local_input_tokens",
+    "local_tokenizer",
+    "local_exact",
+    "local_system_tokens",
+    "local_tool_tokens",
+    "local_uncountable",
+    "local_note",
+    "gateway_input_tokens",
     "reported_cost_usd",
     "cost_usd",
     "tags",
+)
+# Counts that depend on tiktoken's files: without ../shared/tiktoken, golden files are
+# compared without them (the fallback counts characters).
+HAVE_TIKTOKEN = bool((p := cache_path("o200k_base")) and p.is_file())
+TOKENIZER_COLUMNS = (
+    "local_input_tokens",
+    "local_tokenizer",
+    "local_exact",
+    "local_system_tokens",
+    "local_tool_tokens",
 )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
+from tokenaudit.model import LOCAL_COLUMNS
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -40,6 +42,14 @@ MIGRATIONS: list[tuple[str, str | None]] = [
         "ALTER TABLE files ADD COLUMN source_path VARCHAR;"
         "ALTER TABLE files ADD COLUMN raw_size BIGINT;"
         "ALTER TABLE files ADD COLUMN mtime_ns BIGINT",
+    ),
+    # How a call's prompt was counted locally, where its text was seen (tokens package),
+    # and a gateway's own estimate: what ``reconcile --tokens`` compares.
+    (
+        "m005_local_counts",
+        ";".join(
+            f"ALTER TABLE usage_events ADD COLUMN {name} {kind}" for name, kind in LOCAL_COLUMNS
+        ),
     ),
 ]
 

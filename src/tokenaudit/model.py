@@ -44,6 +44,20 @@ TIME_DIMENSIONS: Final = ("day", "week", "month", "hour")
 OUTCOMES: Final = ("accepted", "edited", "rejected", "escalated")
 
 # The staging table every usage ingester fills (besides line_no and reason).
+# Where a source carries the prompt's text: how it was counted locally (``tokens``) and a
+# gateway's or application's own estimate. Appended to usage_events by migration m005.
+LOCAL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("local_tokenizer", "VARCHAR"),  # o200k_base, cl100k_base, hf:<pattern>, chars/4
+    ("local_exact", "BOOLEAN"),  # the model's own tokenizer (else a calibrated reference)
+    ("local_system_tokens", "BIGINT"),  # of local_input_tokens: system / developer messages
+    ("local_tool_tokens", "BIGINT"),  # of local_input_tokens: tool definitions
+    ("local_uncountable", "INTEGER"),  # images, audio, files: not countable locally
+    ("local_note", "VARCHAR"),  # what those were; "truncated" when the logged text was
+    ("gateway_input_tokens", "BIGINT"),  # a gateway's / application's own input estimate
+)
+# The SQL ingesters that never see text select these.
+NO_LOCAL_SQL: Final = ", ".join(f"NULL::{t} AS {n}" for n, t in LOCAL_COLUMNS)
+
 USAGE_STAGE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("ts", "TIMESTAMP"),
     ("request_id", "VARCHAR"),
@@ -81,6 +95,7 @@ USAGE_STAGE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("local_input_tokens", "BIGINT"),
     ("reported_cost_usd", "DECIMAL(38,12)"),
     ("tags", "JSON"),
+    *LOCAL_COLUMNS,
 )
 
 USAGE_STAGE_NAMES: Final = tuple(name for name, _ in USAGE_STAGE_COLUMNS)

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from tokenaudit.model import USAGE_STAGE_COLUMNS, q, stage_ddl
+from tokenaudit.tokens.count import apply as apply_counts
 
 if TYPE_CHECKING:
     import duckdb
@@ -181,11 +182,13 @@ def write_stage(con: duckdb.DuckDBPyConnection, rows: Iterable[dict[str, Any]]) 
         "DOUBLE": pa.float64(),
         "DECIMAL(38,12)": pa.decimal128(38, 12),
         "JSON": pa.string(),
+        "BOOLEAN": pa.bool_(),
     }
     fields = [pa.field("line_no", pa.int64()), pa.field("reason", pa.string())]
     fields += [pa.field(n, types[t]) for n, t in USAGE_STAGE_COLUMNS]
     schema = pa.schema(fields)
     rows = list(rows)
+    apply_counts(rows)  # local token counts of the rows that carry a prompt
     columns = {f.name: [r.get(f.name) for r in rows] for f in fields}
     table = pa.table({k: pa.array(v, type=schema.field(k).type) for k, v in columns.items()})
     con.execute(stage_ddl())

@@ -63,7 +63,7 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.ingest.source import HEAD_BYTES
-from tokenaudit.model import USAGE_STAGE_NAMES, q, stage_ddl
+from tokenaudit.model import NO_LOCAL_SQL, USAGE_STAGE_NAMES, q, stage_ddl
 
 if TYPE_CHECKING:
     import duckdb
@@ -356,7 +356,7 @@ SELECT file_key, line_no,
     CASE WHEN tags_raw = '{{}}' THEN NULL
          WHEN contains(tags_raw, 'sk-') OR contains(tags_raw, 'Bearer') OR contains(tags_raw, 'AKIA')
             THEN regexp_replace(tags_raw, {secret}, '[redacted]', 'g')
-         ELSE tags_raw END::JSON AS tags
+         ELSE tags_raw END::JSON AS tags, {no_local}
 FROM tagged
 """
 
@@ -367,6 +367,7 @@ def stage_sql(attrs: str) -> str:
         counts=", ".join(f"{_count(n)} AS n_{n}" for n, _ in _COUNTS),
         count_reasons="\n        ".join(_count_reason(n, f) for n, f in _COUNTS),
         secret=sql_text(_SECRET_PATTERN),
+        no_local=NO_LOCAL_SQL,
     ).replace("__ATTRS__", attrs)
 
 

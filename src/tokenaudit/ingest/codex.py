@@ -42,7 +42,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.ingest.claude_code import split_lines, sql_text, text_lines
-from tokenaudit.model import USAGE_STAGE_NAMES, q, stage_ddl
+from tokenaudit.model import NO_LOCAL_SQL, USAGE_STAGE_NAMES, q, stage_ddl
 
 if TYPE_CHECKING:
     import duckdb
@@ -202,7 +202,7 @@ SELECT line_no, reason, ts,
     1 AS attempt, 'ok' AS status, NULL AS error_type, NULL AS http_status, NULL AS latency_ms,
     NULL AS outcome, NULL AS prompt_hash, NULL AS prefix_hash, NULL AS local_input_tokens,
     NULL AS reported_cost_usd,
-    CASE WHEN tags_raw = '{{}}' THEN NULL ELSE tags_raw END::JSON AS tags
+    CASE WHEN tags_raw = '{{}}' THEN NULL ELSE tags_raw END::JSON AS tags, {NO_LOCAL_SQL}
 FROM (
     SELECT *, '{{' || concat_ws(',',
             '"cli_version":' || to_json($cli_version::VARCHAR),

@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from tokenaudit.ingest.base import KEY_HASH_SQL, SECRET_RE, SENSITIVE_KEYS
+from tokenaudit.model import NO_LOCAL_SQL
 
 # The text relation ``finish_sql`` reads (besides line_no and bad).
 RAW_TEXT = (
@@ -375,7 +376,7 @@ SELECT line_no,
         THEN TRY_CAST(latency_raw AS DOUBLE) END AS latency_ms,
     outcome, NULL AS prompt_hash, NULL AS prefix_hash, NULL AS local_input_tokens,
     cost AS reported_cost_usd,
-    {clean_tags("tags")} AS tags
+    {clean_tags("tags")} AS tags, {NO_LOCAL_SQL}
 FROM n
 """
 

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from tokenaudit.ingest import litellm_records
 from tokenaudit.ingest.base import KEY_HASH_SQL, SECRET_RE, SENSITIVE_KEYS, StageContext
 from tokenaudit.ingest.source import HEAD_BYTES
-from tokenaudit.model import stage_ddl
+from tokenaudit.model import NO_LOCAL_SQL, stage_ddl
 
 if TYPE_CHECKING:
     import duckdb
@@ -356,7 +356,7 @@ SELECT line_no,
             THEN TRY_CAST(duration_raw AS DOUBLE)
          WHEN end_ts >= ts THEN (epoch_us(end_ts) - epoch_us(ts)) / 1000.0 END AS latency_ms,
     NULL AS outcome, NULL AS prompt_hash, NULL AS prefix_hash, NULL AS local_input_tokens,
-    reported_cost_usd, tags_json AS tags
+    reported_cost_usd, tags_json AS tags, {NO_LOCAL_SQL}
 FROM cleaned
 """
 

@@ -103,7 +103,8 @@ _MOVE_DUPS_SQL = (
 # (pricing.lookup): a join would lose the file order the ordered attempt relies on.
 _INSERT_EVENTS_SQL = """INSERT INTO usage_events
 SELECT $file_id AS file_id, s.line_no, $source AS source, {cols_a},
-    s.p.model_id AS model_id, {cols_b}, {cost} AS cost_usd, s.p.price_id AS price_id, s.tags
+    s.p.model_id AS model_id, {cols_b}, {cost} AS cost_usd, s.p.price_id AS price_id, s.tags,
+    {cols_c}
 FROM (SELECT s.*, {lookup} AS p FROM ({relation}) s WHERE s.reason IS NULL) s"""
 
 _INSERT_QUARANTINE_SQL = """INSERT INTO quarantine
@@ -136,12 +137,14 @@ _FILE_COUNTS_SQL = """SELECT (SELECT count(*) FROM usage_events WHERE file_id = 
 
 def _insert_events_sql(relation: str, price_map: str) -> str:
     names = list(USAGE_STAGE_NAMES)
-    names.remove("tags")
+    tail = names[names.index("tags") + 1 :]  # columns added by later migrations
+    names = names[: names.index("tags")]
     before = names[: names.index("model") + 1]
     after = names[names.index("model") + 1 :]
     return _INSERT_EVENTS_SQL.format(
         cols_a=", ".join(f"s.{q(c)}" for c in before),
         cols_b=", ".join(f"s.{q(c)}" for c in after),
+        cols_c=", ".join(f"s.{q(c)}" for c in tail),
         cost=cost_sql("s"),
         lookup=lookup_sql(price_map, "s", TOTAL_INPUT_SQL.format(s="s")),
         relation=relation,

@@ -27,7 +27,7 @@ import re
 from typing import TYPE_CHECKING
 
 from tokenaudit.ingest.base import KEY_HASH_SQL, StageContext, Streamed
-from tokenaudit.model import q, stage_ddl
+from tokenaudit.model import NO_LOCAL_SQL, q, stage_ddl
 
 if TYPE_CHECKING:
     import duckdb
@@ -217,7 +217,7 @@ _OUTPUT_COLUMNS = f"""ts, request_id, trace_id, span_id, parent_span_id, session
          WHEN contains(tags_raw::VARCHAR, 'sk-') OR contains(tags_raw::VARCHAR, 'Bearer')
               OR contains(tags_raw::VARCHAR, 'AKIA')
          THEN regexp_replace(tags_raw::VARCHAR, '{_SECRET_PATTERN}', '[redacted]', 'g')::JSON
-         ELSE tags_raw END AS tags"""
+         ELSE tags_raw END AS tags, {NO_LOCAL_SQL}"""
 
 
 def stage_select(relation: str) -> str:

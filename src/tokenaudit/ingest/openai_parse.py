@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tokenaudit.ingest.base import RecordError, StageContext, api_key_fields, as_count, clean_tags
 from tokenaudit.model import TOKEN_COLUMNS
+from tokenaudit.tokens.prompt import Prompt, from_request
 
 JSON = dict[str, Any]
 
@@ -245,6 +246,7 @@ class Request:
     prompt_hash: str | None = None
     prefix_hash: str | None = None
     tier: str | None = None
+    prompt: Prompt | None = None  # counted at staging (tokens.count), then dropped
 
 
 def _leading_system(items: Any) -> list[Any]:
@@ -279,6 +281,7 @@ def request_info(body: JSON | None, ctx: StageContext) -> Request:
     tools = body.get("tools") or None
     if system or tools:
         req.prefix_hash = ctx.key_hash(_canonical({"system": system, "tools": tools}))
+    req.prompt = from_request(body)
     return req
 
 
@@ -460,6 +463,7 @@ def row(
         "prompt_hash": req.prompt_hash,
         "prefix_hash": req.prefix_hash,
         "tags": clean_tags({**req.tags, **(tags or {})}),
+        "_prompt": req.prompt,
         **req.columns,
         **dict(zip(TOKEN_COLUMNS, resp.tokens, strict=True)),
         **columns,
