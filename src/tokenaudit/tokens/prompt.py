@@ -165,14 +165,15 @@ def _message(p: Prompt, m: Any) -> None:
 
 
 def _strip_dot(text: Any) -> str:
-    text = text if isinstance(text, str) else ""
-    return text[:-1] if text.endswith(".") else text
+    s = text if isinstance(text, str) else ""
+    return s[:-1] if s.endswith(".") else s
 
 
 def _tool(p: Prompt, tool: Any) -> None:
     if not isinstance(tool, dict):
         return
-    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    inner = tool.get("function")
+    fn: dict[str, Any] = inner if isinstance(inner, dict) else tool
     name = fn.get("name")
     if not isinstance(name, str):
         p.skip("tool:" + str(tool.get("type") or "unknown")[:30])  # a server-side tool
