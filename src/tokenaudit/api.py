@@ -21,6 +21,8 @@ from tokenaudit.report.queries import Filters, Report, meta, rollup
 if TYPE_CHECKING:
     from tokenaudit.reconcile.billing import Options as BillingOptions
     from tokenaudit.reconcile.billing import Reconciliation
+    from tokenaudit.reconcile.tokens import Options as TokenOptions
+    from tokenaudit.reconcile.tokens import TokenReconciliation
 
 QUARANTINE_SHOWN = 100
 
@@ -122,6 +124,21 @@ def reconcile_billing(
         ensure_prices(con, price_settings(config))
         result = billing.reconcile(con, opts)
         result.meta = {"db": str(db_path), **result.meta, **meta(con)}
+    return result
+
+
+def reconcile_tokens(
+    db_path: Path, options: TokenOptions | None = None, config: Config | None = None
+) -> TokenReconciliation:
+    """Provider-reported against locally tokenized input counts (``reconcile.tokens``)."""
+    from tokenaudit.reconcile import tokens
+
+    config = config or load_config()
+    opts = options if options is not None else tokens.Options()
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = tokens.reconcile(con, opts)
+        result.meta = {"db": str(db_path), **result.meta}
     return result
 
 

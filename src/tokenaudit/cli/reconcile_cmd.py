@@ -45,76 +45,161 @@ def fraction(value: str | None, option: str) -> Decimal | None:
 @handle_errors
 def reconcile(
     billing: Annotated[
-        bool, typer.Option("--billing", help="Billing exports against the logs (the default).")
-    ] = True,
+        bool, typer.Option("--billing", help="Billing exports against the logs.")
+    ] = False,
+    tokens: Annotated[
+        bool,
+        typer.Option("--tokens", help="Provider-reported against locally tokenized input counts."),
+    ] = False,
     grain: Annotated[
-        str, typer.Option("--grain", help="Period of a row: hour, day or month.")
+        str, typer.Option("--grain", help="Billing: period of a row: hour, day or month.")
     ] = "day",
     since: SinceOption = None,
     until: UntilOption = None,
     tolerance: Annotated[
-        str,
-        typer.Option("--tolerance", help="A row within this of a 100% capture is matched."),
-    ] = "1%",
+        str | None,
+        typer.Option(
+            "--tolerance",
+            help="Billing: a row within this of a 100% capture is matched (1%). Tokens: a "
+            "drift within this share of the count is noise (2%).",
+        ),
+    ] = None,
     fail_under: Annotated[
         str | None,
         typer.Option(
             "--fail-under", help="Exit 1 when the total capture rate is below this (e.g. 95%)."
         ),
     ] = None,
+    fail_over: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-over",
+            help="Exit 1 when the median token drift of any model is beyond this (e.g. 5%).",
+        ),
+    ] = None,
     by: Annotated[
         str | None,
         typer.Option(
             "--by",
-            help="Also split rows by project (where both sides carry the same project ids).",
+            help="Billing: also split rows by project (where both sides carry the same ids).",
         ),
     ] = None,
     top: Annotated[
-        int, typer.Option("--top", "-n", help="Show the N largest gaps (unmatched rows).")
+        int,
+        typer.Option("--top", "-n", help="Show the N largest gaps and token drift outliers."),
     ] = 20,
     show_all: Annotated[
-        bool, typer.Option("--all", help="Show every unmatched row in the table.")
+        bool, typer.Option("--all", help="Show every unmatched row and every outlier.")
     ] = False,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Billed against logged: capture rate per period, provider and model, gaps by cause."""
+    """Billed against logged (capture rate, gaps by cause) and reported against locally
+    counted tokens (drift per model and workflow, outliers by cause); both by default."""
     from tokenaudit import api
     from tokenaudit.config import load_config
-    from tokenaudit.reconcile import render
+    from tokenaudit.reconcile import render, tokens_render
     from tokenaudit.reconcile.billing import Options
+    from tokenaudit.reconcile.tokens import Options as TokenOptions
 
-    if not billing:
-        raise TokenauditError("nothing to reconcile", hint="pass --billing")
+    both = not billing and not tokens
     tol = fraction(tolerance, "--tolerance")
     floor = fraction(fail_under, "--fail-under")
-    opts = Options(
-        grain=grain,
-        since=_date(since, "--since"),
-        until=_date(until, "--until"),
-        tolerance=tol if tol is not None else Decimal("0.01"),
-        by=tuple(x.strip() for x in (by or "").split(",") if x.strip()),
-    )
-    rec = api.reconcile_billing(db_path(db), opts, load_config(config))
-    if not rec.rows:
+    ceiling = fraction(fail_over, "--fail-over")
+    start, end = _date(since, "--since"), _date(until, "--until")
+    cfg = load_config(config)
+    rec = trec = None
+    if billing or both:
+        opts = Options(
+            grain=grain,
+            since=start,
+            until=end,
+            tolerance=tol if tol is not None else Decimal("0.01"),
+            by=tuple(x.strip() for x in (by or "").split(",") if x.strip()),
+        )
+        rec = api.reconcile_billing(db_path(db), opts, cfg)
+    if tokens or both:
+        topts = TokenOptions(
+            since=start,
+            until=end,
+            tolerance=float(tol) if tol is not None else 0.02,
+            top=0 if show_all else top,
+        )
+        trec = api.reconcile_tokens(db_path(db), topts, cfg)
+        if both and not trec.models:
+            trec = None  # nothing was tokenized locally: billing alone, as before
+    if rec is not None and not rec.rows and (not both or trec is None):
         err.print(
             "[yellow]no billing lines to reconcile[/]: load a provider usage or cost export "
             "first ('tokenaudit formats' lists them)"
         )
+    if trec is not None and not trec.models:
+        err.print(
+            "[yellow]no locally counted prompts to compare[/]: load request logs or traces "
+            "that carry the prompt text (see 'tokenaudit formats')"
+        )
     if fmt == Format.json:
-        emit(render.reconcile_json(rec), output)
+        if rec is None and trec is not None:
+            emit(tokens_render.tokens_json(trec), output)
+        elif rec is not None:
+            text = render.reconcile_json(rec)
+            if trec is not None:  # both: the token reconciliation under "tokens"
+                text = (
+                    text.rstrip().removesuffix("}")
+                    + ', "tokens": '
+                    + (tokens_render.tokens_json(trec).strip() + "}\n")
+                )
+            emit(text, output)
     elif fmt == Format.csv:
-        emit(render.reconcile_csv(rec), output)
+        if rec is not None and trec is not None:
+            raise TokenauditError("--format csv holds one table", hint="pass --billing or --tokens")
+        if rec is not None:
+            emit(render.reconcile_csv(rec), output)
+        elif trec is not None:
+            emit(tokens_render.tokens_csv(trec), output)
     elif fmt == Format.markdown:
-        emit(render.reconcile_markdown(rec), output)
-    elif rec.rows:
-        print_reconciliation(rec, None if show_all else top, output)
-    capture = rec.totals["capture_rate"]
+        parts = [render.reconcile_markdown(rec)] if rec is not None and rec.rows else []
+        if trec is not None and trec.models:
+            parts.append(tokens_render.tokens_markdown(trec))
+        emit("\n".join(parts), output)
+    else:
+        if rec is not None and rec.rows:
+            print_reconciliation(rec, None if show_all else top, output)
+        if trec is not None and trec.models:
+            if rec is not None and rec.rows:
+                console_for(output).print()
+            print_token_reconciliation(trec, output)
+    failed = False
+    capture = rec.totals["capture_rate"] if rec is not None else None
     if floor is not None and capture is not None and capture < floor:
         err.print(f"[red]capture rate {capture:.2%} is below --fail-under {floor:.2%}[/]")
+        failed = True
+    if ceiling is not None and trec is not None:
+        for m in trec.models:
+            drift = m["median_drift_pct"]
+            if drift is not None and abs(drift) > ceiling:
+                err.print(
+                    f"[red]median token drift of {m['model']} is "
+                    f"{tokens_render.signed_pct(drift)}, beyond --fail-over {ceiling:.1%}[/]"
+                )
+                failed = True
+    if failed:
         raise typer.Exit(1)
+
+
+def print_token_reconciliation(trec: object, output: Path | None) -> None:
+    from tokenaudit.reconcile import tokens_render
+    from tokenaudit.reconcile.tokens import TokenReconciliation
+
+    assert isinstance(trec, TokenReconciliation)
+    console = console_for(output)
+    for i, table in enumerate(tokens_render.tables(trec)):
+        if i:
+            console.print()
+        console.print(table)
+    err.print("[dim]" + tokens_render.summary_line(trec) + "[/]", soft_wrap=True)
 
 
 def print_reconciliation(rec: object, top: int | None, output: Path | None) -> None:
