@@ -67,7 +67,10 @@ def ingest(
         from tokenaudit.ingest.custom_map import ingester
 
         custom = ingester(custom_map)  # validated before the database is opened
+    from tokenaudit.tokens.encodings import REGISTRY
+
     options = IngestOptions(input_format, price_settings(config), config.attribution, custom)
+    REGISTRY.configure(config.tokenizers)
     with db.connect(db_path) as con:
         results = run(con, paths, options, on_file)
         quarantine: dict[str, list[tuple[int, str]]] = {}
@@ -84,6 +87,9 @@ def ingest(
             for file_id, line, reason in rows:
                 quarantine.setdefault(paths_by_id[file_id], []).append((int(line), str(reason)))
         info = meta(con)
+    notices = REGISTRY.take_notices()
+    if notices:
+        info["notices"] = notices
     return IngestSummary(results, quarantine, str(db_path), info)
 
 

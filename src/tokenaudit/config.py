@@ -1,7 +1,8 @@
 """Settings from ``tokenaudit.toml`` or ``[tool.tokenaudit]`` in ``pyproject.toml``.
 
 Looked up in the current folder (``--config FILE`` names one explicitly).
-Known sections: ``[pricing] folder``, ``[attribution]`` (see ``attribution.py``).
+Known sections: ``[pricing] folder``, ``[attribution]`` (see ``attribution.py``),
+``[tokenizers]`` (model name pattern = path of a Hugging Face ``tokenizer.json``).
 Unknown top-level keys are an error, so a typo never silently does nothing.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from tokenaudit.errors import ConfigError
 
-KNOWN_SECTIONS = {"pricing", "attribution", "drains", "budgets", "db"}
+KNOWN_SECTIONS = {"pricing", "attribution", "drains", "budgets", "db", "tokenizers"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Config:
     pricing_folder: Path | None = None
     attribution: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    tokenizers: dict[str, Path] = field(default_factory=dict)  # model pattern -> tokenizer.json
 
 
 def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
@@ -62,7 +64,20 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config
     from tokenaudit.attribution import validate
 
     validate(attribution, path)
-    return Config(path=path, pricing_folder=folder, attribution=attribution, raw=data)
+    tokenizers = data.get("tokenizers", {})
+    if not isinstance(tokenizers, dict) or not all(isinstance(v, str) for v in tokenizers.values()):
+        raise ConfigError(
+            f"{path}: [tokenizers] maps model name patterns to tokenizer.json paths",
+            hint='e.g. "llama-3*" = "tokenizers/llama-3.json"',
+        )
+    root = path.parent if path else base
+    return Config(
+        path=path,
+        pricing_folder=folder,
+        attribution=attribution,
+        raw=data,
+        tokenizers={k: (root / v).resolve() for k, v in tokenizers.items()},
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -24,6 +24,15 @@ from tokenaudit.cli.app import (
 )
 
 
+def print_notices(summary: object) -> None:
+    """What ingest wants said once (a tokenizer not available offline, ...), on stderr."""
+    from tokenaudit.api import IngestSummary
+
+    assert isinstance(summary, IngestSummary)
+    for notice in summary.meta.get("notices", []):
+        err.print(f"[yellow]note[/]: {notice}", soft_wrap=True)
+
+
 def ingest_table(summary: object) -> Table:
     from tokenaudit.api import IngestSummary
 
@@ -108,6 +117,7 @@ def ingest(
             summary = api.ingest(db_path(db), paths, input_format, cfg, on_file, mapping)
     else:
         summary = api.ingest(db_path(db), paths, input_format, cfg, custom_map=mapping)
+    print_notices(summary)
     if fmt == Format.json:
         rows = [
             {

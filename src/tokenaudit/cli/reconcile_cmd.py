@@ -130,6 +130,8 @@ def reconcile(
         trec = api.reconcile_tokens(db_path(db), topts, cfg)
         if both and not trec.models:
             trec = None  # nothing was tokenized locally: billing alone, as before
+        elif both and rec is not None and not rec.rows:
+            rec = None  # no billing loaded: the token reconciliation alone
     if rec is not None and not rec.rows and (not both or trec is None):
         err.print(
             "[yellow]no billing lines to reconcile[/]: load a provider usage or cost export "

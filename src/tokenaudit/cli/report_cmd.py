@@ -129,12 +129,13 @@ def audit(
 ) -> None:
     """Ingest, summarize spend by workflow, reconcile against any billing exports: start here."""
     from tokenaudit import api
-    from tokenaudit.cli.ingest_cmd import ingest_table
+    from tokenaudit.cli.ingest_cmd import ingest_table, print_notices
     from tokenaudit.config import load_config
     from tokenaudit.report import render
 
     cfg = load_config(config)
     summary = api.ingest(db_path(db), paths, None, cfg)
+    print_notices(summary)
     result = api.report(db_path(db), ["workflow"], None, top, cfg)
     rec = api.reconcile_billing(db_path(db), None, cfg)
     if fmt == Format.json:

@@ -137,6 +137,14 @@ class Registry:
             self.tokenizers = dict(tokenizers)
             self._choices.clear()
 
+    def reset(self) -> None:
+        """Forget loaded encoders and choices (the cache folder may have changed)."""
+        with self._lock:
+            self._encoders.clear()
+            self._failed.clear()
+            self._choices.clear()
+            self.notices.clear()
+
     def take_notices(self) -> list[str]:
         out, self.notices = self.notices, []
         return out
