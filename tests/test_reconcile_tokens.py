@@ -207,3 +207,61 @@ def test_cli_fail_over_exits_1_on_drifting_model(tmp_path: Path) -> None:
     assert "gpt-4o-mini" in bad.stderr
     ok = runner.invoke(app, ["reconcile", "--tokens", "--db", db, "--fail-over", "40%"])
     assert ok.exit_code == 0
+
+
+def test_gateway_estimates_from_a_mapped_log(tmp_path: Path) -> None:
+    """A log with the gateway's own estimate beside the provider's count (``--map``)."""
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(
+        '[file]\ntype = "jsonl"\n[fields]\nts = "time"\nmodel = "model"\n'
+        'request_id = "id"\nworkflow = "feature"\n'
+        '[tokens]\ninput = "usage.prompt_tokens"\noutput = "usage.completion_tokens"\n'
+        'estimated_input = "gateway.estimated_prompt_tokens"\n'
+    )
+    lines = []
+    for i in range(20):
+        reported = 1000 + 37 * i
+        estimate = reported - 420 if i % 2 else reported  # half of them miss 420 tokens
+        lines.append(
+            json.dumps(
+                {
+                    "time": f"2026-11-0{1 + i % 9}T10:00:00Z",
+                    "model": "gpt-4o-mini",
+                    "id": f"g{i}",
+                    "feature": "search",
+                    "usage": {"prompt_tokens": reported, "completion_tokens": 50},
+                    "gateway": {"estimated_prompt_tokens": estimate if i != 7 else "n/a"},
+                }
+            )
+        )
+    log = tmp_path / "gateway.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    db = str(tmp_path / "g.duckdb")
+    assert (
+        runner.invoke(app, ["ingest", "--db", db, "--map", str(mapping), str(log)]).exit_code == 0
+    )
+    out = runner.invoke(app, ["reconcile", "--tokens", "--db", db, "-f", "json"])
+    assert out.exit_code == 0, out.output
+    (gw,) = json.loads(out.stdout)["gateway"]
+    assert gw["model"] == "gpt-4o-mini"
+    assert gw["requests"] == 19  # "n/a" is no estimate
+    assert gw["outside_share"] == pytest.approx(9 / 19, abs=1e-6)
+    table = runner.invoke(app, ["reconcile", "--tokens", "--db", db])
+    assert "Gateway estimates" in table.stdout
+
+
+def test_gateway_estimate_that_leaves_out_tool_schemas_is_named(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    load(con, TOOLS)
+    # The gateway counted the messages but not the tool definitions.
+    con.execute(
+        "UPDATE usage_events SET gateway_input_tokens = local_input_tokens - local_tool_tokens "
+        "WHERE local_tool_tokens > 0"
+    )
+    rec = reconcile(con, Options())
+    (gw,) = rec.gateway
+    assert gw["requests"] == 6
+    assert gw["suspected_cause"] == "tool schemas"
+    assert gw["median_drift_pct"] > 1.0

@@ -55,8 +55,17 @@ LOCAL_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("local_note", "VARCHAR"),  # what those were; "truncated" when the logged text was
     ("gateway_input_tokens", "BIGINT"),  # a gateway's / application's own input estimate
 )
-# The SQL ingesters that never see text select these.
-NO_LOCAL_SQL: Final = ", ".join(f"NULL::{t} AS {n}" for n, t in LOCAL_COLUMNS)
+
+
+def no_local_sql(gateway: str = "NULL::BIGINT") -> str:
+    """The LOCAL_COLUMNS of an SQL ingester that never sees text (``gateway``: an estimate)."""
+    return ", ".join(
+        f"{gateway if n == 'gateway_input_tokens' else f'NULL::{t}'} AS {n}"
+        for n, t in LOCAL_COLUMNS
+    )
+
+
+NO_LOCAL_SQL: Final = no_local_sql()
 
 USAGE_STAGE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("ts", "TIMESTAMP"),

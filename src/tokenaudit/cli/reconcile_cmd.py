@@ -128,7 +128,7 @@ def reconcile(
             top=0 if show_all else top,
         )
         trec = api.reconcile_tokens(db_path(db), topts, cfg)
-        if both and not trec.models:
+        if both and not (trec.models or trec.gateway):
             trec = None  # nothing was tokenized locally: billing alone, as before
         elif both and rec is not None and not rec.rows:
             rec = None  # no billing loaded: the token reconciliation alone
@@ -137,7 +137,7 @@ def reconcile(
             "[yellow]no billing lines to reconcile[/]: load a provider usage or cost export "
             "first ('tokenaudit formats' lists them)"
         )
-    if trec is not None and not trec.models:
+    if trec is not None and not (trec.models or trec.gateway):
         err.print(
             "[yellow]no locally counted prompts to compare[/]: load request logs or traces "
             "that carry the prompt text (see 'tokenaudit formats')"
@@ -163,13 +163,13 @@ def reconcile(
             emit(tokens_render.tokens_csv(trec), output)
     elif fmt == Format.markdown:
         parts = [render.reconcile_markdown(rec)] if rec is not None and rec.rows else []
-        if trec is not None and trec.models:
+        if trec is not None and (trec.models or trec.gateway):
             parts.append(tokens_render.tokens_markdown(trec))
         emit("\n".join(parts), output)
     else:
         if rec is not None and rec.rows:
             print_reconciliation(rec, None if show_all else top, output)
-        if trec is not None and trec.models:
+        if trec is not None and (trec.models or trec.gateway):
             if rec is not None and rec.rows:
                 console_for(output).print()
             print_token_reconciliation(trec, output)

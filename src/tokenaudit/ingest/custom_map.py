@@ -21,6 +21,8 @@ writes loads without code::
     cache_read = "usage.prompt_tokens_details.cached_tokens"
     output = "usage.completion_tokens"
     reasoning = "usage.completion_tokens_details.reasoning_tokens"
+    estimated_input = "gateway.estimated_prompt_tokens"  # the log's own estimate, if any:
+                                        # compared with the provider's by reconcile --tokens
     input_includes_cache_read = true    # OpenAI style: subtracted from input
     output_includes_reasoning = true
 
@@ -88,6 +90,7 @@ REQUIRED = ("ts", "model")
 TOKENS = {
     "input": "in_raw", "cache_read": "cr_raw", "cache_write": "cw_raw",
     "cache_write_1h": "cw1h_raw", "output": "out_raw", "reasoning": "rs_raw",
+    "estimated_input": "est_raw",
 }  # fmt: skip
 FLAGS = {
     "input_includes_cache_read": "in_incl_cr",

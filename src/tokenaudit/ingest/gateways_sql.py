@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from tokenaudit.ingest.base import KEY_HASH_SQL, SECRET_RE, SENSITIVE_KEYS
-from tokenaudit.model import NO_LOCAL_SQL
+from tokenaudit.model import no_local_sql
 
 # The text relation ``finish_sql`` reads (besides line_no and bad).
 RAW_TEXT = (
@@ -35,10 +35,13 @@ RAW_TEXT = (
     "provider_raw", "model", "service_tier", "workflow", "team", "tenant", "user", "agent",
     "prompt_version", "environment", "project", "key_raw", "in_raw", "cr_raw", "cw_raw",
     "cw1h_raw", "out_raw", "rs_raw", "status_raw", "http_raw", "error_type", "latency_raw",
-    "attempt_raw", "outcome_raw", "cost_raw", "version_raw",
+    "attempt_raw", "outcome_raw", "cost_raw", "version_raw", "est_raw",
 )  # fmt: skip
 RAW_FLAGS = ("in_incl_cr", "in_incl_cw", "cw_incl_1h", "out_incl_rs")
 
+# A gateway's own input estimate, where a log has one: a whole number, else left out.
+_ESTIMATE = """CASE WHEN regexp_full_match(est_raw, '[0-9]{1,18}(\\.0+)?')
+    THEN TRY_CAST(TRY_CAST(est_raw AS DOUBLE) AS BIGINT) END"""
 NUM_RE = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 _COUNT_RE = r"[0-9]{1,18}(\.0+)?"
 _SECRET = SECRET_RE.pattern.replace("'", "''")
@@ -376,7 +379,7 @@ SELECT line_no,
         THEN TRY_CAST(latency_raw AS DOUBLE) END AS latency_ms,
     outcome, NULL AS prompt_hash, NULL AS prefix_hash, NULL AS local_input_tokens,
     cost AS reported_cost_usd,
-    {clean_tags("tags")} AS tags, {NO_LOCAL_SQL}
+    {clean_tags("tags")} AS tags, {no_local_sql(_ESTIMATE)}
 FROM n
 """
 

@@ -116,7 +116,7 @@ SELECT coalesce(model_id, model) AS model, workflow, request_id, trace_id, file_
     coalesce(local_uncountable, 0) AS uncountable, local_note AS note,
     gateway_input_tokens AS gateway
 FROM usage_events
-WHERE local_input_tokens > 0 AND status = 'ok'
+WHERE (local_input_tokens > 0 OR gateway_input_tokens > 0) AND status = 'ok'
     AND input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens > 0
     AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)"""
 
@@ -127,7 +127,7 @@ FROM usage_events WHERE local_input_tokens > 0
     AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)"""
 
 _RATIOS_SQL = """SELECT model, tokenizer, list(reported / local) FROM _tok
-WHERE NOT exact GROUP BY ALL ORDER BY ALL"""
+WHERE local > 0 AND NOT exact GROUP BY ALL ORDER BY ALL"""
 
 # Per request: the estimate, its drift and whether it is outside tolerance / the band.
 _REQUESTS_SQL = """CREATE OR REPLACE TEMP TABLE _tokr AS
@@ -152,13 +152,15 @@ _STATS = """count(*) AS requests,
     count(*) FILTER (WHERE outside) / count(*) AS outside_share,
     sum(reported) AS reported_tokens, sum(expected) AS estimated_tokens"""
 
+
 _MODELS_SQL = f"""SELECT model, tokenizer, bool_and(exact) AS exact,
     bool_and(calibrated) AS calibrated,
     {_STATS}
-FROM _tokr GROUP BY model, tokenizer ORDER BY requests DESC, model, tokenizer"""
+FROM _tokr WHERE local > 0 GROUP BY model, tokenizer ORDER BY requests DESC, model, tokenizer"""
 
 _WORKFLOWS_SQL = f"""SELECT workflow, count(DISTINCT model) AS models, {_STATS}
-FROM _tokr WHERE calibrated GROUP BY workflow ORDER BY requests DESC, workflow NULLS LAST"""
+FROM _tokr WHERE local > 0 AND calibrated
+GROUP BY workflow ORDER BY requests DESC, workflow NULLS LAST"""
 
 # What a count that left one part out would drift by (median over requests having it).
 _GAPS_SQL = """SELECT model, part, count(*) AS requests,
@@ -168,13 +170,13 @@ _GAPS_SQL = """SELECT model, part, count(*) AS requests,
     median(drift_pct) AS median_drift_pct
 FROM (SELECT *, unnest(['tool schemas', 'system prompt']) AS part,
         unnest([tools, sys]) AS part_tokens FROM _tokr)
-WHERE calibrated AND part_tokens > 0 AND expected - part_tokens * factor > 0
+WHERE local > 0 AND calibrated AND part_tokens > 0 AND expected - part_tokens * factor > 0
 GROUP BY model, part ORDER BY model, median_drift_pct_if_ignored DESC, part"""
 
 _OUTLIERS_SQL = """SELECT model, tokenizer, exact, workflow, request_id, trace_id, file_id,
     line_no, ts, reported, local, expected, drift, drift_pct, ratio, cache_read, cache_write,
     sys, tools, uncountable, note
-FROM _tokr WHERE outside
+FROM _tokr WHERE local > 0 AND outside
 ORDER BY abs(drift) DESC, model, ts, file_id, line_no"""
 
 # A gateway's estimate against the provider, and which local count it is closest to.
