@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -131,6 +131,8 @@ def audit(
     from tokenaudit import api
     from tokenaudit.cli.ingest_cmd import ingest_table, print_notices
     from tokenaudit.config import load_config
+    from tokenaudit.reconcile.tokens import Options as TokenOptions
+    from tokenaudit.reconcile.tokens_render import tokens_payload
     from tokenaudit.report import render
 
     cfg = load_config(config)
@@ -138,8 +140,10 @@ def audit(
     print_notices(summary)
     result = api.report(db_path(db), ["workflow"], None, top, cfg)
     rec = api.reconcile_billing(db_path(db), None, cfg)
+    trec = api.reconcile_tokens(db_path(db), TokenOptions(top=10), cfg)
+    has_tokens = bool(trec.models or trec.gateway)
     if fmt == Format.json:
-        payload = {
+        payload: dict[str, Any] = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
             "report": {"rows": result.rows, "totals": result.totals, "meta": result.meta},
             "reconcile": {
@@ -149,6 +153,8 @@ def audit(
                 "meta": rec.meta,
             },
         }
+        if has_tokens:
+            payload["tokens"] = tokens_payload(trec)
         emit(render.to_json(payload), output)
         return
     if fmt != Format.table:
@@ -167,3 +173,8 @@ def audit(
 
         console.print()
         print_reconciliation(rec, 10, output)
+    if has_tokens:
+        from tokenaudit.cli.reconcile_cmd import print_token_reconciliation
+
+        console.print()
+        print_token_reconciliation(trec, output)

@@ -24,11 +24,14 @@ class Section:
     numeric_to: int | None = None
 
 
-def tokens_json(rec: TokenReconciliation) -> str:
+def tokens_payload(rec: TokenReconciliation) -> dict[str, Any]:
     """``rows``: one per model (the contract's row list), then the other views."""
     payload = asdict(rec)
-    payload = {"rows": payload.pop("models"), **payload}
-    return to_json(payload)
+    return {"rows": payload.pop("models"), **payload}
+
+
+def tokens_json(rec: TokenReconciliation) -> str:
+    return to_json(tokens_payload(rec))
 
 
 def signed_pct(value: float | None) -> str:
@@ -258,8 +261,9 @@ def tokens_csv(rec: TokenReconciliation) -> str:
 
 def summary_line(rec: TokenReconciliation) -> str:
     t = rec.totals
+    models = f"{t['models']:,} model" + ("" if t["models"] == 1 else "s")
     line = (
-        f"{t['requests']:,} requests compared over {t['models']:,} models "
+        f"{t['requests']:,} requests compared over {models} "
         f"({t['models_exact']} exact, {t['models_calibrated']} calibrated"
         + (f", {t['models_uncalibrated']} uncalibrated" if t["models_uncalibrated"] else "")
         + f"); {t['outside']:,} outside tolerance ({_pct(rec.meta['tolerance'])}"
