@@ -143,17 +143,15 @@ def reconcile(
             "that carry the prompt text (see 'tokenaudit formats')"
         )
     if fmt == Format.json:
+        from tokenaudit.report.render import to_json
+
         if rec is None and trec is not None:
             emit(tokens_render.tokens_json(trec), output)
         elif rec is not None:
-            text = render.reconcile_json(rec)
+            payload = render.reconcile_payload(rec)
             if trec is not None:  # both: the token reconciliation under "tokens"
-                text = (
-                    text.rstrip().removesuffix("}")
-                    + ', "tokens": '
-                    + (tokens_render.tokens_json(trec).strip() + "}\n")
-                )
-            emit(text, output)
+                payload["tokens"] = tokens_render.tokens_payload(trec)
+            emit(to_json(payload), output)
     elif fmt == Format.csv:
         if rec is not None and trec is not None:
             raise TokenauditError("--format csv holds one table", hint="pass --billing or --tokens")

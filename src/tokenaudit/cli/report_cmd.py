@@ -131,6 +131,7 @@ def audit(
     from tokenaudit import api
     from tokenaudit.cli.ingest_cmd import ingest_table, print_notices
     from tokenaudit.config import load_config
+    from tokenaudit.reconcile.render import reconcile_payload
     from tokenaudit.reconcile.tokens import Options as TokenOptions
     from tokenaudit.reconcile.tokens_render import tokens_payload
     from tokenaudit.report import render
@@ -146,12 +147,7 @@ def audit(
         payload: dict[str, Any] = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
             "report": {"rows": result.rows, "totals": result.totals, "meta": result.meta},
-            "reconcile": {
-                "rows": rec.rows,
-                "totals": rec.totals,
-                "causes": rec.causes,
-                "meta": rec.meta,
-            },
+            "reconcile": reconcile_payload(rec),
         }
         if has_tokens:
             payload["tokens"] = tokens_payload(trec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -30,8 +31,12 @@ CAUSE_LABELS = {
 }
 
 
+def reconcile_payload(rec: Reconciliation) -> dict[str, Any]:
+    return {"rows": rec.rows, "totals": rec.totals, "causes": rec.causes, "meta": rec.meta}
+
+
 def reconcile_json(rec: Reconciliation) -> str:
-    return to_json({"rows": rec.rows, "totals": rec.totals, "causes": rec.causes, "meta": rec.meta})
+    return to_json(reconcile_payload(rec))
 
 
 def _signed(value: Decimal, places: int) -> str:

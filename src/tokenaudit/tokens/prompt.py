@@ -23,6 +23,7 @@ from typing import Any
 MESSAGE, SYSTEM, TOOL = 0, 1, 2
 SYSTEM_ROLES = frozenset({"system", "developer"})
 _TRUNCATED = re.compile(r"(\[truncated\]|\(truncated\)|\.\.\.truncated|…\s*truncated\W*)\s*$", re.I)
+_KIND = re.compile(r"[^A-Za-z0-9_.:\-]")
 _IMAGE = frozenset({"image_url", "input_image", "image", "image_file"})
 _AUDIO = frozenset({"input_audio", "audio"})
 _FILE = frozenset({"file", "input_file", "document"})
@@ -60,6 +61,7 @@ class Prompt:
                 self.truncated = True
 
     def skip(self, what: str) -> None:
+        what = _KIND.sub("", what)[:30] or "part"  # a part's type, never free text
         self.uncountable[what] = self.uncountable.get(what, 0) + 1
 
     @property
