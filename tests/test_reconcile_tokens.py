@@ -265,3 +265,24 @@ def test_gateway_estimate_that_leaves_out_tool_schemas_is_named(
     assert gw["requests"] == 6
     assert gw["suspected_cause"] == "tool schemas"
     assert gw["median_drift_pct"] > 1.0
+
+
+def test_reconcile_default_holds_both_sides(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(tmp_path / "b.duckdb")
+    usage = DATA / "ingest" / "openai-usage" / "completions_2026.json"
+    assert runner.invoke(app, ["ingest", "--db", db, str(usage), str(TOOLS)]).exit_code == 0
+    out = runner.invoke(app, ["reconcile", "--db", db, "-f", "json"])
+    assert out.exit_code == 0, out.output
+    payload = json.loads(out.stdout)
+    assert payload["rows"] and "capture_rate" in payload["totals"]  # billing, as before
+    assert payload["tokens"]["rows"][0]["model"] == "gpt-4o"
+    only_billing = json.loads(
+        runner.invoke(app, ["reconcile", "--billing", "--db", db, "-f", "json"]).stdout
+    )
+    assert "tokens" not in only_billing
+    clash = runner.invoke(app, ["reconcile", "--db", db, "-f", "csv"])
+    assert clash.exit_code == 2
+    assert "--billing or --tokens" in clash.stderr
+    md = runner.invoke(app, ["reconcile", "--db", db, "-f", "markdown"])
+    assert "Token drift by model" in md.stdout and "capture" in md.stdout
