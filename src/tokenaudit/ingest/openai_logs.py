@@ -62,8 +62,10 @@ keys dropped, secret-looking values redacted); ``user`` = the request's ``user``
 (``metadata.user_id`` for Anthropic, else ``safety_identifier``). An ``Authorization`` /
 ``x-api-key`` request header is kept only as a keyed hash and its last 4 characters.
 ``prompt_hash`` = keyed hash of the model, system prompt / instructions and the
-messages or input; ``prefix_hash`` = keyed hash of the system prompt and the tools. No
-prompt or completion text is stored.
+messages or input; ``prefix_hash`` = keyed hash of the system prompt and the tools. The
+request's prompt (messages / input, system / instructions, tools) is counted locally at
+staging (``tokens``: ``local_input_tokens`` and its parts); no prompt or completion text is
+stored.
 
 Dedupe key: ``request_id`` = the provider's request id (``response.request_id``, the
 ``x-request-id`` / ``request-id`` header, a batch line's ``response.request_id`` or its
