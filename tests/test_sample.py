@@ -8,7 +8,9 @@ traffic never has it (the precision a detector can reach on this data).
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import gzip
+import hashlib
 import itertools
 import json
 import re
@@ -24,6 +26,7 @@ import pytest
 from tests.conftest import load
 from tokenaudit.sample import FT_MODEL, LABELS_NAME, SampleSummary, generate
 from tokenaudit.sample_drains import KINDS, RUNAWAY_CALLS
+from tokenaudit.sample_exchanges import EXCHANGES_NAME, OUTCOMES_NAME
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 TOKENS = (
@@ -53,14 +56,72 @@ class Sample:
         return {i for d in self.labels["drains"] if d["kind"] in kinds for i in d["request_ids"]}
 
 
+def _hash(value: Any) -> str:
+    return hashlib.blake2b(json.dumps(value, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def exchange_row(x: dict[str, Any]) -> dict[str, Any]:
+    """A recorded exchange as the native line of the same call (hashes of the request's
+    prompt and prefix; timestamps to the second; outcome from the outcomes file)."""
+    req, resp = x["request"]["body"], x["response"]
+    meta = dict(req["metadata"])
+    openai = "openai.com" in x["request"]["uri"]
+    user = req["user"] if openai else meta.pop("user_id")
+    system = req["system"] if not openai else req["messages"][:1]
+    r: dict[str, Any] = {"ts": "", "request_id": resp["request_id"], **meta, "user": user}
+    r |= {"provider": "openai" if openai else "anthropic", "model": req["model"]}
+    r |= dict.fromkeys(TOKENS, 0)
+    body = resp["body"]
+    if resp["status"] == 200:
+        u = body["usage"]
+        if openai:
+            r["cache_read_tokens"] = u["prompt_tokens_details"]["cached_tokens"]
+            r["input_tokens"] = u["prompt_tokens"] - r["cache_read_tokens"]
+            r["reasoning_tokens"] = u["completion_tokens_details"]["reasoning_tokens"]
+            r["output_tokens"] = u["completion_tokens"]
+        else:
+            r["input_tokens"], r["cache_read_tokens"] = (
+                u["input_tokens"],
+                u["cache_read_input_tokens"],
+            )
+            r["cache_write_tokens"] = u["cache_creation"]["ephemeral_5m_input_tokens"]
+            r["cache_write_1h_tokens"] = u["cache_creation"]["ephemeral_1h_input_tokens"]
+            r["output_tokens"] = u["output_tokens"]
+    else:
+        err = body["error"]
+        r["error_type"] = err.get("code") or err["type"]
+    secs = email.utils.parsedate_to_datetime(resp["date"]).timestamp()
+    if openai and resp["status"] == 200:
+        assert body["created"] == secs
+    r["ts"] = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    r["attempt"] = int(x["request"]["headers"]["x-stainless-retry-count"]) + 1
+    r["status"] = "ok" if resp["status"] == 200 else "error"
+    r["http_status"] = resp["status"]
+    r["prompt_hash"] = _hash([req["model"], req.get("system"), req["messages"]])
+    r["prefix_hash"] = _hash([system, req.get("tools")])
+    r["_resolution"] = 1.0
+    return r
+
+
 def _read(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = []
+    outcomes: dict[str, str] = {}
     for path in sorted((out / "logs").glob("*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f]
+            lines = [json.loads(line) for line in f]
+        if path.name == EXCHANGES_NAME:
+            lines = [exchange_row(x) for x in lines]
+        elif path.name == OUTCOMES_NAME:
+            outcomes.update((o["request_id"], o["outcome"]) for o in lines)
+            continue
+        rows += lines
     for r in rows:
         r["_t"] = dt.datetime.fromisoformat(r["ts"].replace("Z", "+00:00")).timestamp()
         r["_prompt"] = sum(r[k] for k in TOKENS[:4])
+        r.setdefault("_resolution", 0.001)
+        if r["request_id"] in outcomes:
+            r["outcome"] = outcomes.pop(r["request_id"])
+    assert not outcomes  # every outcome names a recorded call
     return rows, json.loads((out / LABELS_NAME).read_text(encoding="utf-8"))
 
 
@@ -215,7 +276,7 @@ def test_cache_misses_and_normal_caching(sample: Sample) -> None:
             r["_prompt"] >= 1024
             and r["cache_read_tokens"] == 0
             and key in last
-            and r["_t"] - last[key] <= 300
+            and r["_t"] - last[key] <= 300 - r["_resolution"]  # seconds in an exchange
         ):
             misses.add(r["request_id"])
         last[key] = r["_t"]
@@ -276,8 +337,11 @@ def test_output_loads_clean_and_priced(sample: Sample, con: duckdb.DuckDBPyConne
     results = load(con, sample.summary.out)
     logs = [r for r in results if Path(r.path).parent.name == "logs"]
     assert len(logs) == len([p for p in sample.summary.files if p.parent.name == "logs"])
-    assert all(r.format == "tokenaudit" and r.rows_quarantined == 0 for r in logs)
-    assert sum(r.rows_loaded for r in logs) == sample.summary.events_written
+    assert all(r.rows_quarantined == 0 for r in logs)
+    formats = Counter(r.format for r in logs)
+    assert formats == {"tokenaudit": len(logs) - 2, "openai-logs": 1, "outcomes": 1}
+    usage = [r for r in logs if r.format != "outcomes"]
+    assert sum(r.rows_loaded for r in usage) == sample.summary.events_written
     billing = [r for r in results if Path(r.path).parent.name == "billing"]
     assert len(billing) + len(logs) == len(results) and len(billing) == 4
     assert all(r.rows_quarantined == 0 for r in billing)

@@ -1,8 +1,10 @@
 """A realistic synthetic dataset with known waste: what ``tokenaudit sample`` writes.
 
-The world: four tenants use seven workflows of five teams, logged by five apps as native
-JSONL (``logs/<app>.jsonl.gz``) over ``days`` days (default 30 from 2026-10-01), with weekly
-and daily seasonality, ~25 % growth and 4 % staging sessions. A session (one user) has 1-6
+The world: four tenants use seven workflows of five teams over ``days`` days (default 30
+from 2026-10-01), with weekly and daily seasonality, ~25 % growth and 4 % staging sessions,
+logged by five apps as native JSONL (``logs/<app>.jsonl.gz``) but for the calls the support
+gateway records with their prompt text (``RECORDED``; :mod:`tokenaudit.sample_exchanges`
+writes them, with token drifts injected in the logged text). A session (one user) has 1-6
 traces (agents: 1-2) of 1-2 calls (agents code-review and agent-research: 2-8). Each
 (workflow, prompt version, agent) has one system prompt + tools prefix (``prefix_hash``);
 every call has a new ``prompt_hash``. Prompt sizes are the prefix plus a body within 0.5-2x
@@ -63,6 +65,9 @@ from random import Random
 DEFAULT_START = dt.date(2026, 10, 1)
 LABELS_NAME = "ground-truth.labels.json"
 FT_MODEL = "ft:gpt-4o-mini-2024-07-18:acme::sup42"
+# Workflows the support gateway logs as recorded exchanges (sample_exchanges), each from
+# this share of the range on (whole days): the HTTP timestamps of those calls are seconds.
+RECORDED = {"ticket-classify": 0.0, "ticket-summary": 0.8}
 MIN_NORMAL = 500
 MIN_CACHEABLE = 1024
 DAY_MS = 86_400_000
@@ -327,6 +332,15 @@ class World:
             self._prefixes[key] = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
         return self._prefixes[key]
 
+    def recorded(self, c: Call) -> bool:
+        """Whether ``c`` is logged as a recorded exchange rather than a native line."""
+        share = RECORDED.get(c.ctx.wf.name)
+        return share is not None and c.ts >= int(self.days * share) * DAY_MS
+
+    def logged_ts(self, c: Call) -> int:
+        """``c.ts`` as its log has it: a recorded exchange has whole seconds."""
+        return c.ts - c.ts % 1000 if self.recorded(c) else c.ts
+
     def iso(self, ms: int) -> str:
         d, r = divmod(ms, DAY_MS)
         s, milli = divmod(r, 1000)
@@ -542,7 +556,7 @@ def generate(
     out: Path, events: int = 20000, seed: int = 7, start: dt.date | None = None, days: int = 30
 ) -> SampleSummary:
     """Write the sample dataset under ``out`` (created if needed) and describe it."""
-    from tokenaudit import sample_billing, sample_drains  # they build on this module
+    from tokenaudit import sample_billing, sample_drains, sample_exchanges  # built on this
 
     if events < 1:
         raise ValueError(f"events must be at least 1, not {events}")
@@ -559,20 +573,26 @@ def generate(
     w.apply_cache()
     by_app: dict[str, list[str]] = {}
     for c in w.calls:
-        by_app.setdefault(c.ctx.wf.project, []).append(w.record(c))
+        if not w.recorded(c):
+            by_app.setdefault(c.ctx.wf.project, []).append(w.record(c))
     files = []
     (out / "logs").mkdir(parents=True, exist_ok=True)
     for app in sorted(by_app):  # gzip with a fixed mtime: the same bytes every run
         files.append(out / "logs" / f"{app}.jsonl.gz")
         with open(files[-1], "wb") as raw, gzip.GzipFile(f"{app}.jsonl", "wb", 6, raw, 0) as f:
             f.write(("\n".join(by_app[app]) + "\n").encode())
+    labelled = {i for d in labels for i in d["request_ids"]}
+    exchange_files, exchanged, tokens = sample_exchanges.write(out, w, labelled)
+    files += exchange_files
     billing, billing_files = sample_billing.write(out, w)
     files += billing_files
     first, last = (start + dt.timedelta(w.calls[i].ts // DAY_MS) for i in (0, -1))
     params = {"events": events, "seed": seed, "start": start.isoformat(), "days": days}
-    counts = {app: len(lines) for app, lines in sorted(by_app.items())}
+    counts = {f"{app}.jsonl.gz": len(lines) for app, lines in sorted(by_app.items())}
+    if exchanged:
+        counts[exchange_files[0].name] = exchanged
     drains = sample_drains.write_labels(
-        out, LABELS_NAME, labels, params, counts, normal, injected, (first, last), billing
+        out, LABELS_NAME, labels, params, counts, normal, injected, (first, last), billing, tokens
     )
     files += [out / LABELS_NAME, out / "README.md"]
     return SampleSummary(out, tuple(files), len(w.calls), normal, injected, drains, first, last)

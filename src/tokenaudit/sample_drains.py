@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tokenaudit.sample import DAY_MS, WF, WORKFLOWS, Call, Ctx, World
+from tokenaudit.sample_exchanges import readme as exchanges_readme
 
 KINDS = (
     "duplicate_call",
@@ -48,8 +50,8 @@ def _label(w: World, kind: str, unit: str, calls: list[Call], **extra: Any) -> d
     }
     d.update(extra)
     d.update(
-        first_seen=w.iso(first.ts),
-        last_seen=w.iso(calls[-1].ts),
+        first_seen=w.iso(min(w.logged_ts(c) for c in calls)),
+        last_seen=w.iso(max(w.logged_ts(c) for c in calls)),
         calls=len(calls),
         request_ids=[c.request_id for c in calls],
         trace_ids=_unique(c.ctx.trace for c in calls),
@@ -277,10 +279,12 @@ def write_labels(
     injected: int,
     days: tuple[dt.date, dt.date],
     billing: dict[str, Any] | None = None,
+    tokens: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Write the labels file and README.md into ``out``; the number of findings per kind.
 
-    ``billing`` (the billing files and their injected differences) goes under ``"billing"``.
+    ``billing`` (the billing files and their injected differences) goes under ``"billing"``,
+    ``tokens`` (the recorded exchanges and their token drifts) under its own keys.
     """
     drains = {k: sum(1 for x in labels if x["kind"] == k) for k in KINDS}
     doc = {
@@ -296,8 +300,9 @@ def write_labels(
     }
     if billing is not None:
         doc["billing"] = billing
+    doc.update(tokens or {})
     (out / name).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    readme = _readme(params, apps, normal + injected, drains, billing)
+    readme = _readme(params, apps, normal + injected, drains, billing, tokens)
     (out / "README.md").write_text(readme, "utf-8")
     return drains
 
@@ -340,21 +345,31 @@ def _readme(
     events: int,
     drains: dict[str, int],
     billing: dict[str, Any] | None = None,
+    tokens: dict[str, Any] | None = None,
 ) -> str:
-    """The README.md of a sample folder (no paths: the bytes must not depend on ``out``)."""
-    files = "\n".join(f"- `logs/{a}.jsonl.gz`: {n} calls" for a, n in apps.items())
+    """The README.md of a sample folder (no paths: the bytes must not depend on ``out``).
+
+    ``apps``: the number of calls per file of ``logs/``."""
+    files = "\n".join(f"- `logs/{a}`: {n} calls" for a, n in apps.items())
     kinds = "\n".join(f"- {k}: {n}" for k, n in drains.items())
+    workflows = (tokens or {}).get("exchanges", {}).get("workflows", {})
+    recorded = sum(d["calls"] for d in workflows.values())
+    but = ", but for the calls the support gateway recorded with their prompts" if recorded else ""
+    calls = textwrap.fill(
+        f"{events} calls over seven workflows, five teams and four tenants, in tokenaudit "
+        f"native JSONL (one model call a line, gzip-compressed){but}:",
+        90,
+    )
     return f"""# tokenaudit sample data
 
 Synthetic LLM usage, not real traffic: made by
 `tokenaudit sample --events {params["events"]} --seed {params["seed"]}`
 ({params["days"]} days from {params["start"]}). The same parameters give the same bytes.
 
-{events} calls over seven workflows, five teams and four tenants, in tokenaudit native
-JSONL (one model call a line, gzip-compressed):
+{calls}
 
 {files}
-{_billing_readme(billing)}
+{exchanges_readme(tokens, recorded)}{_billing_readme(billing)}
 Waste of every drain kind was injected on purpose. `ground-truth.labels.json` lists each
 injected finding with its evidence (request, trace and session ids), first and last seen
 and number of calls; `tokenaudit ingest` skips it, as it skips this file. Injected findings:
