@@ -48,7 +48,17 @@ Columns: ``ts`` = span start (UTC); ``model`` = ``gen_ai.response.model``, else
 class a status message starts with (never the message). Attribution (workflow, agent,
 user, session, environment, project, ...) comes from the span, else its nearest ancestor,
 else its resource (``otel_attrs.COLUMNS``); ``service.name`` is the project when nothing
-better names one. Message content attributes are never read.
+better names one.
+
+Local token counts (``local_*`` columns, ``tokens.count``): the prompt of a record's span is
+read from ``gen_ai.input.messages`` (OTel GenAI parts: text, tool calls and results;
+images, audio and files noted as not countable), else OpenLLMetry's flattened
+``gen_ai.prompt.N.role`` / ``.content`` / ``.tool_calls.M.*``, else OpenInference's
+``llm.input_messages.N.message.role`` / ``.content`` / ``.contents.M.message_content.*`` /
+``.tool_calls.M.tool_call.function.*``; plus ``gen_ai.system_instructions`` and the tool
+definitions in ``gen_ai.tool.definitions``, ``llm.request.functions.N.name`` /
+``.description`` / ``.parameters`` and ``llm.tools.N.tool.json_schema``. The text is
+counted and dropped: no message content is stored (output messages are never read).
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from tokenaudit.errors import InputError
 from tokenaudit.ingest.base import RecordError, write_stage
 from tokenaudit.ingest.otel_attrs import JSON, Span, attributes, call_row, get, span_of, text
 from tokenaudit.ingest.source import iter_lines
+from tokenaudit.tokens.count import apply as apply_counts
 
 if TYPE_CHECKING:
     import duckdb
@@ -72,6 +83,7 @@ if TYPE_CHECKING:
 
 NAME = "otel"
 MAX_DOCUMENT = 1 << 30  # a file that is not JSON lines is parsed in memory
+COUNT_BATCH = 5_000  # rows whose prompts are counted at once (tokens.count.apply)
 _BOM = "\ufeff"
 _WS = re.compile(r"[ \t\r\n]*")
 _DECODE = json.JSONDecoder().raw_decode
@@ -379,6 +391,7 @@ def stage_rows(src: Source) -> list[JSON]:
         return s.family is not None and (s.span is None or (s.trace, s.span) not in covered)
 
     rows: list[tuple[int, JSON]] = []
+    prompted: list[JSON] = []  # rows whose prompt is not counted yet
     for it in items:
         if isinstance(it, _Bad):
             rows.append((it.line, {"reason": it.reason}))
@@ -389,11 +402,20 @@ def stage_rows(src: Source) -> list[JSON]:
                 rows.append((it.line, {"reason": why}))
         elif leaf(it):
             try:
-                rows.append((it.line, call_row(it, _ancestors(it, nodes))))
+                row = call_row(it, _ancestors(it, nodes))
             except RecordError as e:
-                rows.append((it.line, {"reason": str(e)}))
+                row = {"reason": str(e)}
             except _UNEXPECTED as e:
-                rows.append((it.line, {"reason": _unexpected(e)}))
+                row = {"reason": _unexpected(e)}
+            rows.append((it.line, row))
+            if row.get("_prompt") is not None:
+                prompted.append(row)
+                if len(prompted) >= COUNT_BATCH:  # counted as we go: the text is freed
+                    apply_counts(prompted)
+                    prompted.clear()
+        if isinstance(it, Span):
+            it.prompt = None
+    apply_counts(prompted)
     by_line = len({line for line, _ in rows}) == len(rows)
     out: list[JSON] = []
     for n, (line, cols) in enumerate(rows, start=1):

@@ -1,10 +1,10 @@
 """OTLP/JSON values and the GenAI attribute families, for ``ingest.otel``.
 
 Decodes OTLP ``AnyValue`` objects and attribute lists (keeping only the attributes
-tokenaudit uses: message content never leaves this module), normalises trace and span
-ids, timestamps and status, and turns one span's usage attributes into the
-non-overlapping token columns. The attribute names and their sources are listed in
-the module docstring of ``ingest.otel``.
+tokenaudit uses: message content leaves this module only as a ``tokens.prompt.Prompt``
+to be counted, see ``span_prompt``), normalises trace and span ids, timestamps and status,
+and turns one span's usage attributes into the non-overlapping token columns. The
+attribute names and their sources are listed in the module docstring of ``ingest.otel``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from tokenaudit.ingest.base import RecordError, as_count, as_money, clean_tags, redact
 from tokenaudit.ingest.openai_parse import tier
 from tokenaudit.pricing.names import PROVIDER_ALIASES
+from tokenaudit.tokens.prompt import Prompt, from_messages
 
 JSON = dict[str, Any]
 
@@ -396,6 +397,7 @@ class Span:
     resource: JSON
     scope: str | None
     family: Family | None
+    prompt: JSON | None = None  # a usage span's message attributes, until its row is made
 
 
 def _exception_type(events: Any) -> str | None:
@@ -420,6 +422,8 @@ def span_of(v: JSON, line: int, order: int, resource: JSON, scope: str | None) -
     error_type = err_attr or _exception_type(v.get("events"))
     if error and error_type is None and isinstance(status, dict):
         error_type = error_class(status.get("message"))
+    family = family_of(attrs)
+    prompt = prompt_attributes(v.get("attributes")) if family is not None else None
     return Span(
         line, order,
         trace=norm_id(get(v, "traceId", "trace_id"), 16),
@@ -428,7 +432,7 @@ def span_of(v: JSON, line: int, order: int, resource: JSON, scope: str | None) -
         name=name, start=get(v, "startTimeUnixNano", "start_time_unix_nano"),
         end=get(v, "endTimeUnixNano", "end_time_unix_nano"),
         error=error, error_type=error_type if error else None, attrs=attrs,
-        resource=resource, scope=scope, family=family_of(attrs),
+        resource=resource, scope=scope, family=family, prompt=prompt,
     )  # fmt: skip
 
 
@@ -482,9 +486,260 @@ def call_row(s: Span, chain: list[Span]) -> JSON:
         "latency_ms": (end - start) / 1e6 if start and end and end >= start else None,
         "reported_cost_usd": as_money(s.attrs.get("llm.cost.total"), "llm.cost.total"),
         "tags": clean_tags(tags),
+        "_prompt": span_prompt(s.prompt) if s.prompt else None,
     }  # fmt: skip
 
 
 def _tier(attrs: JSON) -> str | None:
     hit = first(attrs, ("openai.response.service_tier", "gen_ai.openai.response.service_tier"))
     return tier(hit[1]) if hit else None
+
+
+# --- prompt text: read only to count tokens locally (tokens.count), never kept ---------------
+# Also used by ``ingest.langfuse_records``: Langfuse stores OTel spans' messages as they came.
+
+_PROMPT_ATTRS = ("gen_ai.input.messages", "gen_ai.system_instructions",
+                 "gen_ai.tool.definitions", "gen_ai.prompt")  # fmt: skip
+_PROMPT_PREFIXES = ("gen_ai.input", "gen_ai.system_instructions", "gen_ai.tool.definitions",
+                    "gen_ai.prompt", "llm.input_messages.", "llm.request.functions.",
+                    "llm.tools.")  # fmt: skip
+_FLAT = re.compile(r"(gen_ai\.prompt|llm\.input_messages|llm\.request\.functions|llm\.tools)"
+                   r"\.(\d{1,6})\.(.+)")  # fmt: skip
+_MODALITY = {"image": "image", "audio": "input_audio", "video": "file"}
+_SCHEMA_KEYS = ("parameters", "input_schema", "inputSchema", "parameters_json_schema")
+
+
+def load_json(value: Any) -> Any:
+    """``value``, or what it encodes when it is JSON text of an object or an array."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+def _dumped(value: Any) -> Any:
+    return value if isinstance(value, str) or value is None else json.dumps(value, default=str)
+
+
+def _part(part: Any) -> Any:
+    """A content part as ``tokens.prompt`` reads it: OTel GenAI parts (``content`` text,
+    ``tool_call``, ``tool_call_response``, ``blob``/``uri``/``file``) and the Vercel AI SDK's
+    ``tool-call``/``tool-result`` parts become their OpenAI/Anthropic equivalents."""
+    if not isinstance(part, dict):
+        return part
+    kind = part.get("type")
+    if kind == "text" and "text" not in part:
+        return {"type": "text", "text": part.get("content")}
+    if kind in ("tool_call", "tool-call", "server_tool_call"):
+        args = next((part[k] for k in ("arguments", "input", "args") if k in part), None)
+        return {"type": "tool_use", "name": part.get("name") or part.get("toolName"),
+                "input": _dumped(args)}  # fmt: skip
+    if kind in ("tool_call_response", "tool-result", "server_tool_call_response"):
+        out = next((part[k] for k in ("response", "output", "result") if k in part), None)
+        return {"type": "tool_result", "content": _dumped(out)}
+    if kind in ("blob", "uri", "file") and "text" not in part:
+        return {"type": _MODALITY.get(str(part.get("modality")), "file")}
+    return part
+
+
+def _tool_call(call: Any) -> Any:
+    """A LangChain tool call (``name``, ``args``) in the OpenAI shape."""
+    if isinstance(call, dict) and "function" not in call and isinstance(call.get("name"), str):
+        args = call.get("args", call.get("arguments"))
+        return {"function": {"name": call["name"], "arguments": _dumped(args)}}
+    return call
+
+
+def _is_tool_definition(m: JSON) -> bool:
+    """Langfuse's LangChain handler logs the tools offered as ``tool`` messages."""
+    content = m.get("content")
+    return (
+        m.get("role") == "tool"
+        and isinstance(content, dict)
+        and content.get("type") == "function"
+        and isinstance(content.get("function"), dict)
+    )
+
+
+def chat_messages(messages: Any) -> tuple[Any, list[Any]]:
+    """(messages in the OpenAI/Anthropic shapes ``tokens.prompt`` reads, tool definitions
+    found among them). Converts OTel GenAI ``parts``, Vercel AI SDK tool parts, LangChain
+    ``additional_kwargs`` and ``args`` tool calls; anything else passes unchanged."""
+    if not isinstance(messages, list):
+        return messages, []
+    out: list[Any] = []
+    tools: list[Any] = []
+    for m in messages:
+        if not isinstance(m, dict):
+            out.append(m)
+            continue
+        if _is_tool_definition(m):
+            tools.append(m["content"])
+            continue
+        msg = dict(m)
+        content = (
+            msg.pop("parts") if "parts" in msg and "content" not in msg else msg.get("content")
+        )
+        msg["content"] = [_part(p) for p in content] if isinstance(content, list) else content
+        kwargs = msg.get("additional_kwargs")
+        calls = msg.get("tool_calls") or (
+            kwargs.get("tool_calls") if isinstance(kwargs, dict) else None
+        )
+        if isinstance(calls, list):
+            msg["tool_calls"] = [_tool_call(c) for c in calls]
+        out.append(msg)
+    return out, tools
+
+
+def tool_definitions(value: Any) -> list[Any]:
+    """Tool definitions as ``tokens.prompt`` reads them, from a list (objects or JSON text),
+    JSON text of one, or Langfuse's ``toolDefinitions`` map (name -> JSON text of
+    ``{"description", "parameters"}``); parameters given as JSON text or under
+    ``inputSchema`` / ``parameters_json_schema`` are read too."""
+    value = load_json(value)
+    if isinstance(value, dict):
+        if isinstance(value.get("function"), dict) or isinstance(value.get("name"), str):
+            value = [value]
+        else:  # Langfuse's map
+            value = [
+                {"name": k, **d} for k, v in value.items() if isinstance(d := load_json(v), dict)
+            ]
+    out: list[Any] = []
+    for tool in value if isinstance(value, list) else []:
+        tool = load_json(tool)
+        if not isinstance(tool, dict):
+            continue
+        inner = tool.get("function")
+        fn: JSON = inner if isinstance(inner, dict) else tool
+        if not isinstance(fn.get("name"), str):
+            out.append(tool)  # a server-side tool (web search ...): noted as not countable
+            continue
+        params = next((fn[k] for k in _SCHEMA_KEYS if fn.get(k) is not None), None)
+        desc = fn.get("description")
+        out.append({"name": fn["name"], "description": desc if isinstance(desc, str) else None,
+                    "parameters": load_json(params)})  # fmt: skip
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> JSON:
+    """Dotted keys (``message.tool_calls.0.tool_call.id``) as nested objects."""
+    out: JSON = {}
+    for key, value in flat.items():
+        *path, leaf = key.split(".")
+        node = out
+        for p in path:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                break  # a value and a branch at one key: the value stays
+            node = nxt
+        else:
+            if not isinstance(node.get(leaf), dict):
+                node[leaf] = value
+    return out
+
+
+def _ordered(node: Any) -> list[Any]:
+    """The values of an object keyed by indexes ("0", "1", ...), in index order."""
+    if not isinstance(node, dict):
+        return []
+    return [node[k] for k in sorted(node, key=lambda k: int(k) if k.isdigit() else 1 << 30)]
+
+
+def _openllmetry_message(m: JSON) -> JSON:
+    content = m.get("content")
+    parsed = load_json(content) if isinstance(content, str) and content.startswith("[{") else None
+    if isinstance(parsed, list) and all(isinstance(p, dict) and "type" in p for p in parsed):
+        content = parsed  # a list of content parts, logged as JSON text
+    calls = [{"function": {"name": c.get("name"), "arguments": c.get("arguments")}}
+             for c in _ordered(m.get("tool_calls")) if isinstance(c, dict)]  # fmt: skip
+    return {"role": m.get("role"), "content": content, "name": m.get("name"),
+            "tool_calls": calls or None}  # fmt: skip
+
+
+def _openinference_message(m: JSON) -> JSON:
+    inner = m.get("message")
+    m = inner if isinstance(inner, dict) else m
+    content: Any = m.get("content")
+    if content is None and m.get("contents") is not None:
+        content = []
+        for c in _ordered(m.get("contents")):
+            part = c.get("message_content") if isinstance(c, dict) else None
+            if isinstance(part, dict):
+                content.append({"type": "image"} if part.get("type") == "image" else
+                               {"type": "text", "text": part.get("text")})  # fmt: skip
+    calls = []
+    for c in _ordered(m.get("tool_calls")):
+        fn = (c.get("tool_call") or {}).get("function") if isinstance(c, dict) else None
+        if isinstance(fn, dict):
+            calls.append({"function": {"name": fn.get("name"), "arguments": fn.get("arguments")}})
+    return {"role": m.get("role"), "content": content, "name": m.get("name"),
+            "tool_calls": calls or None}  # fmt: skip
+
+
+def prompt_attributes(raw: Any) -> JSON | None:
+    """A span's message and tool-definition attributes (decoded values), or None."""
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(raw, list):
+        pairs = [(a.get("key"), a.get("value")) for a in raw if isinstance(a, dict)]
+    elif isinstance(raw, dict):
+        pairs = list(raw.items())
+    out = {
+        key: any_value(value)
+        for key, value in pairs
+        if isinstance(key, str) and key.startswith(_PROMPT_PREFIXES)
+        and (key in _PROMPT_ATTRS or _FLAT.fullmatch(key))
+    }  # fmt: skip
+    return out or None
+
+
+def span_prompt(attrs: JSON, model: str | None = None) -> Prompt | None:
+    """The prompt of a span's message attributes (``prompt_attributes``), or None:
+    ``gen_ai.input.messages`` (else OpenLLMetry's ``gen_ai.prompt.N.*``, else
+    OpenInference's ``llm.input_messages.N.*``), ``gen_ai.system_instructions`` and the tool
+    definitions (``gen_ai.tool.definitions``, ``llm.request.functions.N.*``,
+    ``llm.tools.N.tool.json_schema``). The text goes no further than the returned prompt,
+    which ``tokens.count`` counts and drops; unreadable values give no prompt."""
+    try:
+        return _span_prompt(attrs, model)
+    except (TypeError, ValueError, AttributeError, RecursionError):
+        return None  # a prompt never decides whether a span is a record
+
+
+def _span_prompt(attrs: JSON, model: str | None) -> Prompt | None:
+    direct: JSON = {}
+    flat: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, value in attrs.items():
+        if key in _PROMPT_ATTRS:
+            direct[key] = value
+        elif (m := _FLAT.fullmatch(key)) is not None:
+            flat.setdefault(m[1], {}).setdefault(m[2], {})[m[3]] = value
+    groups = {name: _ordered({i: _nest(f) for i, f in items.items()})
+              for name, items in flat.items()}  # fmt: skip
+    messages = load_json(direct.get("gen_ai.input.messages"))
+    if messages is None and "gen_ai.prompt" in groups:
+        messages = [_openllmetry_message(m) for m in groups["gen_ai.prompt"]]
+    if messages is None and "llm.input_messages" in groups:
+        messages = [_openinference_message(m) for m in groups["llm.input_messages"]]
+    if messages is None:
+        messages = load_json(direct.get("gen_ai.prompt"))  # an old single-attribute prompt
+    system = load_json(direct.get("gen_ai.system_instructions"))
+    if isinstance(system, list):
+        system = [_part(p) for p in system]
+    tools = tool_definitions(direct.get("gen_ai.tool.definitions"))
+    tools += tool_definitions(groups.get("llm.request.functions"))
+    schemas = [t.get("tool") for t in groups.get("llm.tools", []) if isinstance(t, dict)]
+    tools += tool_definitions([t.get("json_schema") for t in schemas if isinstance(t, dict)])
+    if messages is None and system is None:
+        return None  # tool definitions alone are not the prompt
+    return chat_prompt(messages if messages is not None else [], tools, system, model)
+
+
+def chat_prompt(
+    messages: Any, tools: list[Any] | None = None, system: Any = None, model: str | None = None
+) -> Prompt | None:
+    """``tokens.prompt.from_messages`` after the conversions of ``chat_messages``."""
+    msgs, found = chat_messages(messages)
+    tools = [*(tools or []), *tool_definitions(found)]
+    return from_messages(msgs, tools or None, system or None, model)
