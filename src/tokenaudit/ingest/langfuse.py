@@ -85,6 +85,8 @@ SKIP_KEYS = frozenset(
     {"input", "output", "prompt", "completion", "toolDefinitions", "toolCalls", "comment",
      "longStringValue", "statusMessageDetails"}
 )  # fmt: skip
+# Of those, the ones a model call's prompt is counted from: kept until ``Collected.add``.
+PROMPT_KEYS = ("input", "toolDefinitions")
 MAX_DEPTH = 5  # containers this shallow are walked to note where each object starts
 _WS = re.compile(r"[ \t\r\n]*")
 _MIN = dt.datetime.min
@@ -176,7 +178,7 @@ class _Doc:
                 pos = _skip(text, pos + 1)
                 if key in SKIP_KEYS:  # text is read past, never kept (counts are)
                     value, pos = self.dec.raw_decode(text, pos)
-                    if _number(value):
+                    if _number(value) or key in PROMPT_KEYS:
                         out[key] = value
                 else:
                     out[key], pos = self._value(pos, depth + 1)
@@ -271,8 +273,13 @@ class Collected:
         c.order = self.order
         body = c.body
         c.body = {k: body[k] for k in FIELDS[kind] if k in body}
+        md = rec.metadata(c.body["metadata"]) if "metadata" in c.body else {}
+        if kind == "obs" and (c.type is None or c.type in CALL_TYPES):
+            c.body.update(rec.prompt_fields(body, md))  # counted at staging, then dropped
+        for k in PROMPT_KEYS:  # the text read with the record is freed now
+            body.pop(k, None)
         if "metadata" in c.body:
-            c.body["metadata"] = rec.slim_metadata(c.body["metadata"])
+            c.body["metadata"] = rec.slim_metadata(md)
         if isinstance(c.body.get("modelParameters"), dict):
             params = c.body["modelParameters"]
             c.body["modelParameters"] = {
