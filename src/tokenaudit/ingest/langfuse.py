@@ -28,6 +28,16 @@ trace (else session, else observation = request); other scores (evaluations such
 key only Langfuse writes (``parentObservationId``, ``usageDetails``, ``costDetails``,
 ``providedModelName``, ``calculatedTotalCost``, ``observationId``) or a score ``dataType``.
 Only the fields listed in ``FIELDS`` are kept from a record: no prompt or completion text.
+
+Local token counts (``local_*`` columns): of a GENERATION, its ``input`` (a list of chat
+messages, ``{"messages", "tools", "system"}``, a string, or JSON text of these; OTel GenAI
+parts, Vercel AI SDK tool parts and LangChain tool calls are converted) with the tool
+definitions in the input, ``toolDefinitions``, ``modelParameters.tools`` / ``functions`` and
+metadata (``tools``, OTel attributes ``ai.prompt.tools``, ``gen_ai.tool.definitions``,
+``llm.tools.N.tool.json_schema``, ``model_request_parameters.function_tools``), each name
+counted once, and ``modelParameters.instructions`` as the system prompt; of an EMBEDDING,
+its input texts. They are read off each copy of a call (``langfuse_records.prompt_fields``),
+counted at staging and dropped; other observations' input is freed as it is read.
 """
 
 from __future__ import annotations

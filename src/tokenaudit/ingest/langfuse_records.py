@@ -1,5 +1,6 @@
-"""Mapping for the ``langfuse`` format: one merged observation to one stage row, one score to
-an outcome (no I/O here). Field sources and rules are described in ``ingest.langfuse``.
+"""Mapping for the ``langfuse`` format: one merged observation to one stage row (with the
+prompt to count locally, ``prompt_of``), one score to an outcome (no I/O here). Field sources
+and rules are described in ``ingest.langfuse``.
 """
 
 from __future__ import annotations
