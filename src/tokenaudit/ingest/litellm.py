@@ -47,6 +47,15 @@ Dedupe key: ``request_id`` (the payload's ``id``).
 One DuckDB statement maps every record (``map_sql``), whatever the form, so no
 record is mapped in a Python loop; JSON lines and clean CSV exports are split
 without one too (``ingest.litellm_records``: DuckDB's CSV reader, Python's as fallback).
+
+Local token counts (``local_*`` columns): where a prompt was logged (SpendLogs with
+``store_prompts_in_spend_logs``, callback payloads), the mapping flags the record and
+``litellm_records.count_prompts`` counts only the flagged ones in Python: ``messages``
+(a list, one message, or JSON text of either) with the tools of ``model_parameters`` /
+``optional_params`` / the request body, else the request body ``proxy_server_request``
+(``messages`` or ``input``, ``system``, ``tools``). Embedding inputs and completion prompts
+are counted without chat overheads; other call types (images, audio, rerank ...) are not
+counted. The text is counted and dropped, never stored.
 """
 
 from __future__ import annotations
@@ -79,7 +88,8 @@ _TEXT = (
     "team_id", "agent_id", "status", "cache_hit",
 )  # fmt: skip
 _NESTED = ("metadata", "request_tags", "response", "hidden_params", "error_information")
-_TOP = _schema({**dict.fromkeys(_TEXT, "VARCHAR"), **dict.fromkeys(_NESTED, "JSON")})
+_PROMPT_TEXT = ("messages", "proxy_server_request")  # only to flag the records to count
+_TOP = _schema({**dict.fromkeys(_TEXT + _PROMPT_TEXT, "VARCHAR"), **dict.fromkeys(_NESTED, "JSON")})
 _KEY_FIELDS = (
     "user_api_key_hash", "user_api_key", "user_api_key_alias", "user_api_key_team_id",
     "user_api_key_team_alias", "user_api_key_user_id", "user_api_key_end_user_id",
@@ -216,6 +226,8 @@ _VALUES = {
         "u.cache_creation.ephemeral_1h_input_tokens",
     ),
     "rs_raw": _nz("u.completion_tokens_details.reasoning_tokens"),
+    # A prompt was logged (store_prompts_in_spend_logs, callbacks): counted after staging.
+    "prompted": " OR ".join(litellm_records.given(f"r.{c}") for c in _PROMPT_TEXT),
     # LiteLLM's router reports earlier tries of a call that finally succeeded.
     "attempt": "1 + "
     + " + ".join(
@@ -243,8 +255,10 @@ _KV_PAIR = f"json_object(regexp_extract(t, '{_KV_TAG}', 1), regexp_extract(t, '{
 _EMPTY = "'{}'::JSON"
 
 
-def map_sql(relation: str) -> str:
-    """SELECT producing stage rows (by name) from ``relation`` (line_no, bad, doc)."""
+def map_sql(relation: str, prompted: bool = False) -> str:
+    """SELECT producing stage rows (by name) from ``relation`` (line_no, bad, doc); with
+    ``prompted``, also the flag ``litellm_records.PROMPTED`` (a prompt was logged)."""
+    flag = f", prompted AS {litellm_records.PROMPTED}" if prompted else ""
     values = ",\n        ".join(f"{expr} AS {alias}" for alias, expr in _VALUES.items())
     counts = ", ".join(f"{_count(c)} AS {c.removesuffix('_raw')}" for c, _ in _COUNTS)
     count_reasons = "\n        ".join(_count_reason(c, label) for c, label in _COUNTS)
@@ -356,7 +370,7 @@ SELECT line_no,
             THEN TRY_CAST(duration_raw AS DOUBLE)
          WHEN end_ts >= ts THEN (epoch_us(end_ts) - epoch_us(ts)) / 1000.0 END AS latency_ms,
     NULL AS outcome, NULL AS prompt_hash, NULL AS prefix_hash, NULL AS local_input_tokens,
-    reported_cost_usd, tags_json AS tags, {NO_LOCAL_SQL}
+    reported_cost_usd, tags_json AS tags, {NO_LOCAL_SQL}{flag}
 FROM cleaned
 """
 
@@ -387,6 +401,8 @@ class LiteLLMIngester:
 
     def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
         con.execute(stage_ddl())
+        flag = litellm_records.PROMPTED
+        con.execute(f"ALTER TABLE stage ADD COLUMN {flag} BOOLEAN")  # dropped below
         text = src.head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
         try:
             if text[:1] in ("[", "{", ""):
@@ -394,9 +410,12 @@ class LiteLLMIngester:
                 litellm_records.stage_json(con, src)
             else:
                 litellm_records.stage_rows(con, src)
-            con.execute(f"INSERT INTO stage BY NAME {map_sql(ROWS)}", {"secret": ctx.secret})
+            mapped = map_sql(ROWS, prompted=True)
+            con.execute(f"INSERT INTO stage BY NAME {mapped}", {"secret": ctx.secret})
+            litellm_records.count_prompts(con)
         finally:
             con.execute(f"DROP TABLE IF EXISTS {ROWS}")
+            con.execute(f"ALTER TABLE stage DROP COLUMN IF EXISTS {flag}")
         return int(con.execute("SELECT count(*) FROM stage").fetchall()[0][0])
 
 

@@ -4,16 +4,18 @@ Every reader fills the TEMP table ``TABLE`` with one row per record,
 ``(line_no, bad, doc)``: ``doc`` is the record as a JSON object, ``bad`` a
 reason decided before parsing. The mapping (one SQL statement for all forms)
 lives in ``ingest.litellm``; nothing here loops over rows in Python except the
-exact CSV reader and JSON documents (arrays), which are small in practice.
+exact CSV reader and JSON documents (arrays), which are small in practice, and
+``count_prompts``, over the records that carry a logged prompt only.
 
 CSV: an export of the ``LiteLLM_SpendLogs`` table (``COPY ... CSV HEADER``,
 psql ``\\copy``, a database GUI) has a header naming the Prisma columns
 (``request_id``, ``call_type``, ``spend``, ``startTime``, ...) and JSON columns
 (``metadata``, ``request_tags``, ``response``) as quoted JSON text, so a field
 can span lines. Delimiter ``,``, quote and escape ``"``; header names match
-without regard to case; unknown columns are ignored and ``messages`` and
-``proxy_server_request`` are never read. A row becomes an object of strings
-(null for an empty field); ``line_no`` is the physical line the record starts on.
+without regard to case; unknown columns are ignored (``messages`` and
+``proxy_server_request`` are read only to count the prompt, see ``count_prompts``). A
+row becomes an object of strings (null for an empty field); ``line_no`` is the physical
+line the record starts on.
 
 * fast: DuckDB's ``read_csv`` (all VARCHAR, explicit options, strict). Record
   start lines come from the newlines inside earlier records' fields; the result
@@ -37,6 +39,10 @@ import csv
 import json
 import re
 from typing import TYPE_CHECKING, Any
+
+from tokenaudit.model import LOCAL_COLUMNS
+from tokenaudit.tokens.count import apply as apply_counts
+from tokenaudit.tokens.prompt import MESSAGE, Prompt, from_messages, from_request
 
 if TYPE_CHECKING:
     import duckdb
@@ -76,6 +82,8 @@ COLUMNS = (
     "metadata",
     "request_tags",
     "response",
+    "messages",  # read only to count the prompt (``count_prompts``)
+    "proxy_server_request",
 )
 _CANONICAL = {c.lower(): c for c in COLUMNS}
 REQUIRED = frozenset({"request_id", "call_type", "spend", "starttime"})
@@ -366,3 +374,146 @@ def first_record(text: str) -> Any:
     if isinstance(value, list):
         return value[0] if value else None
     return value
+
+
+# --- prompts: local token counts -----------------------------------------------------------------
+
+# Text that stands for "no prompt logged" (LiteLLM writes "{}" unless prompts are stored).
+_NONE = "('', '{}', '[]', 'null', '\"\"')"
+_PROMPT_SCHEMA = (
+    '{"call_type": "VARCHAR", "messages": "JSON", "proxy_server_request": "JSON", '
+    '"model_parameters": "JSON"}'
+)
+
+
+def _text(expr: str) -> str:
+    """A JSON value as text, unwrapping a JSON string (double-encoded JSON)."""
+    return f"CASE WHEN json_type({expr}) = 'VARCHAR' THEN {expr} ->> '$' ELSE {expr}::VARCHAR END"
+
+
+def given(col: str) -> str:
+    """SQL: the text ``col`` holds a logged value (not null, empty or ``{}``)."""
+    return f"coalesce(trim({col}) NOT IN {_NONE}, false)"
+
+
+PROMPTED = "_prompted"  # a stage column for the mapping's flag, dropped after counting
+
+
+# The staged records that carry a prompt: (line_no, model, call_type, messages, request, tools)
+# as JSON text; ``request`` (the proxy's request body) only when ``messages`` is empty.
+PROMPTS_SQL = f"""
+WITH r AS (
+    SELECT r.line_no, s.model, r.doc,
+        CASE WHEN contains(r.doc, '"standard_logging_object"')
+             AND try(json_type(r.doc, '$.standard_logging_object')) = 'OBJECT'
+             THEN json_extract(r.doc, '$.standard_logging_object')::VARCHAR END AS slo
+    FROM {TABLE} r JOIN stage s ON s.line_no = r.line_no
+    WHERE s.{PROMPTED} AND s.reason IS NULL
+), f AS (
+    SELECT line_no, model, try(json_transform(coalesce(slo, doc), '{_PROMPT_SCHEMA}')) AS v,
+        CASE WHEN slo IS NOT NULL THEN try(json_extract(doc, '$.optional_params')) END AS kw
+    FROM r
+), t AS (
+    SELECT line_no, model, v.call_type, {_text("v.messages")} AS messages,
+        {_text("v.proxy_server_request")} AS request, v.model_parameters AS mp, kw
+    FROM f
+)
+SELECT line_no, model, call_type,
+    CASE WHEN {given("messages")} THEN messages END AS messages,
+    CASE WHEN NOT {given("messages")} THEN request END AS request,
+    coalesce(try(json_extract(mp, '$.tools')), try(json_extract(mp, '$.functions')),
+             try(json_extract(kw, '$.tools')),
+             CASE WHEN {given("request")} THEN try(json_extract(request, '$.tools')) END
+    )::VARCHAR AS tools
+FROM t
+WHERE {given("messages")} OR {given("request")}
+"""
+_CHAT_CALLS = frozenset(
+    {"completion", "acompletion", "responses", "aresponses", "anthropic_messages",
+     "generate_content", "agenerate_content", "pass_through_endpoint"}
+)  # fmt: skip
+_LOCAL = [name for name, _ in LOCAL_COLUMNS if name != "gateway_input_tokens"]
+
+
+def _loads(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _plain_texts(value: Any, model: str | None) -> Prompt:
+    """Texts without the chat format: embedding inputs, completion prompts."""
+    p = Prompt(model=model, chat=False)
+    for item in value if isinstance(value, list) else [value]:
+        content = item.get("content") if isinstance(item, dict) else item
+        if isinstance(content, str):
+            p.add(content, MESSAGE)
+    return p
+
+
+def prompt_of(
+    call_type: str | None, messages: str | None, request: str | None, tools: str | None,
+    model: str | None,
+) -> Prompt | None:  # fmt: skip
+    """The prompt of one record: its ``messages`` (a list, one message, or a request-like
+    object) with the tools of ``model_parameters`` / ``optional_params`` / the request, else
+    the proxy's request body (``proxy_server_request``)."""
+    ct = (call_type or "").strip().lower()
+    msgs = _loads(messages)
+    if "embed" in ct or "text_completion" in ct:
+        body = msgs if msgs is not None else _loads(request)
+        if isinstance(body, dict):
+            body = body.get("input", body.get("prompt", body.get("messages")))
+        return _plain_texts(body, model)
+    if ct and ct not in _CHAT_CALLS:
+        return None  # images, audio, moderation, rerank ...: no chat prompt
+    tool_list = _loads(tools)
+    tool_list = tool_list if isinstance(tool_list, list) else None
+    if msgs is None:
+        body = _loads(request)
+        if isinstance(body, dict) and tool_list and not body.get("tools"):
+            body = {**body, "tools": tool_list}
+        return from_request(body)
+    if isinstance(msgs, dict):
+        if "messages" in msgs or "input" in msgs:
+            return from_request({"tools": tool_list, **msgs})
+        msgs = [msgs]
+    return from_messages(msgs, tool_list, None, model)
+
+
+def count_prompts(con: duckdb.DuckDBPyConnection) -> int:
+    """Fill the ``local_*`` columns of ``stage`` for the records that carry a prompt (a
+    Python pass over those records only); returns how many were counted."""
+    import pyarrow as pa
+
+    result = con.execute(PROMPTS_SQL)
+    counted: list[dict[str, Any]] = []
+    while batch := result.fetchmany(BATCH):
+        rows = []
+        for line_no, model, call_type, messages, request, tools in batch:
+            try:
+                p = prompt_of(call_type, messages, request, tools, model)
+            except (TypeError, ValueError, AttributeError, RecursionError):
+                p = None
+            if p is not None:
+                rows.append({"line_no": line_no, "model": model, "reason": None, "_prompt": p})
+        apply_counts(rows)  # the text is dropped here
+        counted += [r for r in rows if r.get("local_tokenizer") is not None]
+    if not counted:
+        return 0
+    table = pa.table(
+        {
+            "line_no": pa.array([r["line_no"] for r in counted], pa.int64()),
+            **{c: [r[c] for r in counted] for c in ("local_input_tokens", *_LOCAL)},
+        }
+    )
+    sets = ", ".join(f"{c} = u.{c}" for c in ("local_input_tokens", *_LOCAL))
+    con.register("_litellm_local", table)
+    try:
+        con.execute(
+            f"UPDATE stage SET {sets} FROM _litellm_local u WHERE stage.line_no = u.line_no"
+        )
+    finally:
+        con.unregister("_litellm_local")
+    return len(counted)
