@@ -142,6 +142,14 @@ def usage_rows(con: duckdb.DuckDBPyConnection, file_id: int | None = None) -> li
     return out
 
 
+def without_tokenizer_counts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as comparable on any machine: the tiktoken-dependent counts dropped when the
+    encodings are not available (a clone without ../shared)."""
+    if HAVE_TIKTOKEN:
+        return rows
+    return [{k: v for k, v in r.items() if k not in TOKENIZER_COLUMNS} for r in rows]
+
+
 def quarantine_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = con.execute(
         "SELECT line_no, reason FROM quarantine ORDER BY file_id, line_no"

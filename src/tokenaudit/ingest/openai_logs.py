@@ -52,10 +52,11 @@ writes). ``output_tokens`` includes reasoning; ``reasoning_tokens`` is the subse
 Other columns: ``ts`` = the body's ``created`` / ``created_at`` (epoch seconds; milliseconds
 and finer detected by magnitude), else the HTTP ``date``; a failed batch request (no body)
 takes the earliest ``created`` of the file. ``model`` = the response's model, else the
-request's. ``provider`` from the body's shape, else the URI host. ``service_tier``:
-``default`` becomes ``standard``; every Batch line is ``batch``. A response with HTTP
-status >= 400, a batch line with ``error`` set or ``status_code >= 400`` and a failed
-Responses call are loaded with ``status`` error (zero tokens unless usage was reported).
+request's. ``provider`` from the body's shape, else the URI host. ``attempt`` = 1 + the
+``x-stainless-retry-count`` request header the OpenAI and Anthropic SDKs send (else 1).
+``service_tier``: ``default`` becomes ``standard``; every Batch line is ``batch``. A
+response with HTTP status >= 400, a batch line with ``error`` set or ``status_code >= 400``
+and a failed Responses call are loaded with ``status`` error (zero tokens unless usage was reported).
 Request ``metadata`` keys workflow, team, tenant, agent, prompt_version, environment,
 project, session_id and trace_id fill those columns, other keys become tags (sensitive
 keys dropped, secret-looking values redacted); ``user`` = the request's ``user``

@@ -514,8 +514,11 @@ def parse_exchange(obj: JSON, ctx: StageContext) -> JSON:
         key = key or auth[7:].strip()
     key_hash, last4 = api_key_fields(ctx, key)
     latency = header(headers, "openai-processing-ms")
+    # The official SDKs send how many times they retried the request before this try.
+    retries = header(request.get("headers"), "x-stainless-retry-count")
+    attempt = int(retries) + 1 if retries and retries.isdigit() and len(retries) < 6 else 1
     return row(
-        resp, req,
+        resp, req, attempt=attempt,
         request_id=_text(response.get("request_id")) or header(headers, "x-request-id")
         or header(headers, "request-id"),
         http_status=http_status, api_key_hash=key_hash, api_key_last4=last4,
