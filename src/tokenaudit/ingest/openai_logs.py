@@ -56,7 +56,8 @@ request's. ``provider`` from the body's shape, else the URI host. ``attempt`` = 
 ``x-stainless-retry-count`` request header the OpenAI and Anthropic SDKs send (else 1).
 ``service_tier``: ``default`` becomes ``standard``; every Batch line is ``batch``. A
 response with HTTP status >= 400, a batch line with ``error`` set or ``status_code >= 400``
-and a failed Responses call are loaded with ``status`` error (zero tokens unless usage was reported).
+and a failed Responses call are loaded with ``status`` error (zero tokens unless usage
+was reported).
 Request ``metadata`` keys workflow, team, tenant, agent, prompt_version, environment,
 project, session_id and trace_id fill those columns, other keys become tags (sensitive
 keys dropped, secret-looking values redacted); ``user`` = the request's ``user``
