@@ -286,3 +286,10 @@ def test_reconcile_default_holds_both_sides(tmp_path: Path) -> None:
     assert "--billing or --tokens" in clash.stderr
     md = runner.invoke(app, ["reconcile", "--db", db, "-f", "markdown"])
     assert "Token drift by model" in md.stdout and "capture" in md.stdout
+
+
+def test_fractions_keep_their_precision(con: duckdb.DuckDBPyConnection) -> None:
+    load(con, TOOLS)
+    for g in reconcile(con, Options()).gaps:
+        for key in ("median_share", "median_drift_pct_if_ignored"):
+            assert g[key] != round(g[key], 1), (key, g[key])  # not cut to one decimal

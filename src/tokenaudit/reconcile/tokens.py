@@ -209,7 +209,8 @@ def _round(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         for k, v in r.items():
             if isinstance(v, float):
-                r[k] = round(v, 6) if k.endswith(("pct", "share", "ratio")) else round(v, 1)
+                fraction = any(w in k for w in ("pct", "share", "ratio"))
+                r[k] = round(v, 6) if fraction else round(v, 1)
             elif hasattr(v, "as_integer_ratio") and not isinstance(v, int | bool):
                 r[k] = round(float(v), 1)  # DECIMAL sums of estimates
     return rows
