@@ -13,9 +13,9 @@ from typing import Any
 
 from tokenaudit.ingest.base import RecordError, as_count, as_money, clean_tags
 from tokenaudit.ingest.openai_parse import provider_of_uri
-from tokenaudit.ingest.otel_attrs import chat_prompt, load_json, tool_definitions
 from tokenaudit.pricing.names import PROVIDER_ALIASES
 from tokenaudit.tokens.prompt import MESSAGE, Prompt
+from tokenaudit.tokens.shapes import chat_prompt, load_json, tool_definitions
 
 JSON = dict[str, Any]
 
