@@ -293,3 +293,17 @@ def test_fractions_keep_their_precision(con: duckdb.DuckDBPyConnection) -> None:
     for g in reconcile(con, Options()).gaps:
         for key in ("median_share", "median_drift_pct_if_ignored"):
             assert g[key] != round(g[key], 1), (key, g[key])  # not cut to one decimal
+
+
+def test_narrow_terminal_drops_columns_instead_of_wrapping(con: duckdb.DuckDBPyConnection) -> None:
+    from tokenaudit.reconcile.tokens_render import _width, tables
+
+    load(con, TOOLS)
+    rec = reconcile(con, Options())
+    wide = tables(rec, width=200)
+    narrow = tables(rec, width=80)
+    wide_cols = [c.header for c in wide[-1].columns]
+    narrow_cols = [c.header for c in narrow[-1].columns]
+    assert "estimated" in wide_cols and "estimated" not in narrow_cols
+    assert "request" in narrow_cols and "suspected cause" in narrow_cols
+    assert _width(narrow[-1]) < _width(wide[-1])

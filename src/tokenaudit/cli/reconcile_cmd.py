@@ -189,13 +189,13 @@ def reconcile(
         raise typer.Exit(1)
 
 
-def print_token_reconciliation(trec: object, output: Path | None) -> None:
+def print_token_reconciliation(trec: object, output: Path | None, brief: bool = False) -> None:
     from tokenaudit.reconcile import tokens_render
     from tokenaudit.reconcile.tokens import TokenReconciliation
 
     assert isinstance(trec, TokenReconciliation)
     console = console_for(output)
-    for i, table in enumerate(tokens_render.tables(trec)):
+    for i, table in enumerate(tokens_render.tables(trec, brief, console.width)):
         if i:
             console.print()
         console.print(table)

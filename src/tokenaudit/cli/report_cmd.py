@@ -141,7 +141,7 @@ def audit(
     print_notices(summary)
     result = api.report(db_path(db), ["workflow"], None, top, cfg)
     rec = api.reconcile_billing(db_path(db), None, cfg)
-    trec = api.reconcile_tokens(db_path(db), TokenOptions(top=10), cfg)
+    trec = api.reconcile_tokens(db_path(db), TokenOptions(top=5), cfg)
     has_tokens = bool(trec.models or trec.gateway)
     if fmt == Format.json:
         payload: dict[str, Any] = {
@@ -173,4 +173,4 @@ def audit(
         from tokenaudit.cli.reconcile_cmd import print_token_reconciliation
 
         console.print()
-        print_token_reconciliation(trec, output)
+        print_token_reconciliation(trec, output, brief=True)

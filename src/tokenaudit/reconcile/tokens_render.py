@@ -22,6 +22,7 @@ class Section:
     rows: list[list[str]]
     numeric_from: int
     numeric_to: int | None = None
+    drop: tuple[str, ...] = ()  # columns left out, in this order, when a terminal is narrow
 
 
 def tokens_payload(rec: TokenReconciliation) -> dict[str, Any]:
@@ -57,22 +58,26 @@ def _label(value: Any) -> str:
 
 
 def _method(m: dict[str, Any]) -> str:
+    """How a model's prompts are estimated: ``o200k_base exact``, ``o200k_base ×1.149
+    ±4.6%`` (calibrated: median ratio and the band's half-width), or uncalibrated."""
+    tokenizer = m["tokenizer"]
     if m["method"] == "calibrated" and m["band"]:
         lo, hi = m["band"]
-        return f"calibrated ×{m['reference_ratio']:.3f} [{lo:.3f}–{hi:.3f}]"
+        ratio = m["reference_ratio"]
+        return f"{tokenizer} ×{ratio:.3f} ±{(hi - lo) / 2 / ratio * 100:.1f}%"
     if m["method"] == "uncalibrated":
-        return "uncalibrated (too few requests)"
-    return "exact"
+        return f"{tokenizer}, too few to calibrate"
+    return f"{tokenizer} exact"
 
 
-def sections(rec: TokenReconciliation) -> list[Section]:
+def sections(rec: TokenReconciliation, detail: bool = False) -> list[Section]:
+    """``detail``: each outlier's cause with its one-line explanation."""
     out = [
         Section(
             "Token drift by model (reported − local)",
             [
                 "model",
-                "tokenizer",
-                "method",
+                "counted with",
                 "requests",
                 "median drift",
                 "p95 |drift|",
@@ -82,7 +87,6 @@ def sections(rec: TokenReconciliation) -> list[Section]:
             [
                 [
                     _label(m["model"]),
-                    m["tokenizer"],
                     _method(m),
                     f"{m['requests']:,}",
                     signed_pct(m["median_drift_pct"]),
@@ -94,7 +98,8 @@ def sections(rec: TokenReconciliation) -> list[Section]:
                 ]
                 for m in rec.models
             ],
-            3,
+            2,
+            drop=("median tokens", "p95 |drift|"),
         )
     ]
     if rec.workflows:
@@ -194,34 +199,62 @@ def sections(rec: TokenReconciliation) -> list[Section]:
                         _tokens(o["estimated_tokens"]),
                         _tokens(o["drift_tokens"], signed=True),
                         signed_pct(o["drift_pct"]),
-                        o["cause"] + (f": {o['detail']}" if o["detail"] else ""),
+                        o["cause"] + (f": {o['detail']}" if detail and o["detail"] else ""),
                     ]
                     for o in rec.outliers
                 ],
                 3,
                 7,
+                drop=("estimated", "workflow", "drift"),
             )
         )
     return out
 
 
-def tables(rec: TokenReconciliation) -> list[Table]:
+def tables(rec: TokenReconciliation, brief: bool = False, width: int | None = None) -> list[Table]:
+    """Every section as a table; ``brief``: the per-model drift and the outliers only;
+    ``width``: columns of a section's ``drop`` list are left out until a table fits."""
     out = []
     for s in sections(rec):
-        end = len(s.header) if s.numeric_to is None else s.numeric_to
-        table = Table(title=s.title, title_justify="left", title_style="bold")
-        for i, h in enumerate(s.header):
-            table.add_column(h, justify="right" if s.numeric_from <= i < end else "left")
-        for row in s.rows:
-            table.add_row(*row)
+        if brief and not s.title.startswith(("Token drift by model", "Largest outliers")):
+            continue
+        shown = list(s.header)
+        table = _table(s, shown)
+        for name in s.drop if width else ():
+            if _width(table) <= (width or 0):
+                break
+            shown.remove(name)
+            table = _table(s, shown)
         out.append(table)
     return out
+
+
+def _width(table: Table) -> int:
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def _table(s: Section, shown: list[str]) -> Table:
+    end = len(s.header) if s.numeric_to is None else s.numeric_to
+    table = Table(title=s.title, title_justify="left", title_style="bold")
+    index = [i for i, h in enumerate(s.header) if h in shown]
+    for i in index:
+        h = s.header[i]
+        numeric = s.numeric_from <= i < end
+        keep = numeric or h in ("model", "request", "left out")  # ids, counts: never wrapped
+        table.add_column(h, justify="right" if numeric else "left", no_wrap=keep)
+    for row in s.rows:
+        table.add_row(*(row[i] for i in index))
+    return table
 
 
 def tokens_markdown(rec: TokenReconciliation) -> str:
     parts = [
         f"### {s.title}\n\n" + rows_markdown(s.header, s.rows, s.numeric_from, s.numeric_to)
-        for s in sections(rec)
+        for s in sections(rec, detail=True)
     ]
     return "\n".join(parts)
 
