@@ -145,6 +145,7 @@ def sections(rec: TokenReconciliation, detail: bool = False) -> list[Section]:
                     for g in rec.gaps
                 ],
                 2,
+                drop=("share of prompt",),
             )
         )
     if rec.gateway:
