@@ -27,7 +27,8 @@ from pathlib import Path
 GENERATE_SQL = """
 COPY (
   SELECT
-    strftime(TIMESTAMP '2026-10-01' + to_microseconds((i * 1297003)::BIGINT % (30::BIGINT * 86400 * 1000000)),
+    strftime(TIMESTAMP '2026-10-01'
+             + to_microseconds((i * 1297003)::BIGINT % (30::BIGINT * 86400 * 1000000)),
              '%Y-%m-%dT%H:%M:%S.%gZ') AS ts,
     'req_' || i AS request_id, 'trace_' || (i // 4) AS trace_id, 'span_' || i AS span_id,
     'sess_' || (i // 20) AS session_id,
@@ -39,7 +40,8 @@ COPY (
     'agent-' || (i % 5) AS agent, 'v' || (i % 4) AS prompt_version, 'prod' AS environment,
     (i * 7919) % 4000 AS input_tokens, (i % 3) * 512 AS cache_read_tokens,
     CASE WHEN i % 3 = 0 THEN 128 ELSE 0 END AS cache_write_tokens,
-    (i * 31) % 800 AS output_tokens, CASE WHEN i % 5 = 4 THEN (i * 31) % 400 ELSE 0 END AS reasoning_tokens,
+    (i * 31) % 800 AS output_tokens,
+    CASE WHEN i % 5 = 4 THEN (i * 31) % 400 ELSE 0 END AS reasoning_tokens,
     1 + (i % 17 = 0)::INT AS attempt, CASE WHEN i % 50 = 0 THEN 'error' ELSE 'ok' END AS status,
     CASE WHEN i % 50 = 0 THEN 429 ELSE 200 END AS http_status, (i * 13) % 3000 AS latency_ms,
     CASE WHEN i % 4 = 3 THEN 'accepted' END AS outcome,
@@ -99,8 +101,10 @@ def main() -> None:
             result = timed(cmd)
             if name not in best or result[0] < best[name][0]:
                 best[name] = result
-    reports = [timed([exe, "report", "--by", "workflow", "--db", str(work / "ingest.duckdb")])
-               for _ in range(3)]
+    reports = [
+        timed([exe, "report", "--by", "workflow", "--db", str(work / "ingest.duckdb")])
+        for _ in range(3)
+    ]
     best["report"] = min(reports)
 
     ratio = best["ingest"][0] / best["bare"][0]
@@ -108,21 +112,28 @@ def main() -> None:
         "events": args.events,
         "file_gb": round(size_gb, 3),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "bare_s": round(best["bare"][0], 2), "bare_rss_mb": round(best["bare"][1]),
-        "ingest_s": round(best["ingest"][0], 2), "ingest_rss_mb": round(best["ingest"][1]),
+        "bare_s": round(best["bare"][0], 2),
+        "bare_rss_mb": round(best["bare"][1]),
+        "ingest_s": round(best["ingest"][0], 2),
+        "ingest_rss_mb": round(best["ingest"][1]),
         "ratio": round(ratio, 2),
-        "report_s": round(best["report"][0], 3), "report_rss_mb": round(best["report"][1]),
+        "report_s": round(best["report"][0], 3),
+        "report_rss_mb": round(best["report"][1]),
     }
     (work / "results.json").write_text(json.dumps(results, indent=2))
     print(f"{args.events:,} native events, {size_gb:.2f} GB; {results['machine']}\n")
     print("| step | wall time | peak memory |")
     print("|---|---:|---:|")
-    print(f"| bare DuckDB `CREATE TABLE AS SELECT * FROM read_json(...)` | {results['bare_s']} s "
-          f"| {results['bare_rss_mb']} MB |")
+    print(
+        f"| bare DuckDB `CREATE TABLE AS SELECT * FROM read_json(...)` | {results['bare_s']} s "
+        f"| {results['bare_rss_mb']} MB |"
+    )
     print(f"| `tokenaudit ingest` | {results['ingest_s']} s | {results['ingest_rss_mb']} MB |")
     print(f"| ratio tokenaudit / bare | {ratio:.2f}x | |")
-    print(f"| `tokenaudit report --by workflow` (CLI, best of 3) | {results['report_s']} s "
-          f"| {results['report_rss_mb']} MB |")
+    print(
+        f"| `tokenaudit report --by workflow` (CLI, best of 3) | {results['report_s']} s "
+        f"| {results['report_rss_mb']} MB |"
+    )
 
 
 if __name__ == "__main__":
