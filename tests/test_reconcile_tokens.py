@@ -13,11 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import DATA, HAVE_TIKTOKEN, load
-from tests.tokens_fake import anthropic, openai, text, write
+from tests.tokens_fake import anthropic, counted, openai, text, write
 from tokenaudit.cli import app
 from tokenaudit.reconcile.tokens import Options, calibrate, reconcile
-from tokenaudit.tokens.count import count
-from tokenaudit.tokens.prompt import from_request
 
 pytestmark = pytest.mark.skipif(not HAVE_TIKTOKEN, reason="tiktoken files not available")
 TOOLS = DATA / "tokens" / "tools.jsonl"
@@ -35,7 +33,7 @@ def _claude_set(n: int, seed: int = 7) -> list[tuple[dict[str, Any], int]]:
         rec = anthropic(
             f"c{i:04d}", CLAUDE, messages, input_tokens=1, system=system, ts=1763290000 + i
         )
-        ref = count([(from_request(rec["request"]["body"]), CLAUDE)])[0].tokens
+        ref = counted(rec["request"]["body"], CLAUDE)
         reported = max(1, round(ref * RATIO * math.exp(rng.gauss(0, 0.015))))
         rec["response"]["body"]["usage"]["input_tokens"] = reported
         out.append((rec, ref))
@@ -124,9 +122,9 @@ def _openai_set(n: int, seed: int = 3) -> list[dict[str, Any]]:
             {"role": "user", "content": text(rng, rng.randint(20, 300))},
         ]
         rec = openai(f"o{i:03d}", "gpt-4o-mini", messages, prompt_tokens=1, ts=1763290000 + i)
-        rec["response"]["body"]["usage"]["prompt_tokens"] = count(
-            [(from_request(rec["request"]["body"]), "gpt-4o-mini")]
-        )[0].tokens
+        rec["response"]["body"]["usage"]["prompt_tokens"] = counted(
+            rec["request"]["body"], "gpt-4o-mini"
+        )
         out.append(rec)
     return out
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import HAVE_TIKTOKEN, SAMPLES, load
-from tests.tokens_fake import anthropic, openai, write
+from tests.tokens_fake import anthropic, counted, openai, write
 from tokenaudit import db
 from tokenaudit.cli import app
 from tokenaudit.tokens.count import count
@@ -45,7 +45,9 @@ JARGON = [
      ("gpt-4o-mini", 124)],
 )  # fmt: skip
 def test_published_cookbook_counts(model: str, published: int) -> None:
-    (c,) = count([(from_messages(JARGON), model)])
+    p = from_messages(JARGON)
+    assert p is not None
+    (c,) = count([(p, model)])
     assert c.tokens == published
     assert c.exact
 
@@ -80,17 +82,20 @@ def test_images_are_not_countable_and_not_zero() -> None:
             {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
         ]},
     ]  # fmt: skip
-    (c,) = count([(from_messages(msgs), "gpt-4o")])
+    p = from_messages(msgs)
+    assert p is not None
+    (c,) = count([(p, "gpt-4o")])
     assert c.uncountable == 2
     assert c.note == "audio:1,image:1"
-    text_only = count([(from_messages([{"role": "user", "content": "Describe both."}]), "gpt-4o")])
-    assert c.tokens == text_only[0].tokens  # the text is counted; the parts are flagged
+    text_only = counted([{"role": "user", "content": "Describe both."}], "gpt-4o")
+    assert c.tokens == text_only  # the text is counted; the parts are flagged
 
 
 @needs_tiktoken
 def test_models_without_public_tokenizer_use_the_reference_encoding() -> None:
     p = from_request({"model": "claude-sonnet-4-5", "system": "Be brief.",
                       "messages": [{"role": "user", "content": "Hello there"}]})  # fmt: skip
+    assert p is not None
     (c,) = count([(p, "claude-sonnet-4-5")])
     assert (c.tokenizer, c.exact) == (REFERENCE, False)
     assert c.system > 0

@@ -55,7 +55,7 @@ WORDS = [
 
 
 def text(rng: random.Random, words: int) -> str:
-    out = []
+    out: list[str] = []
     for i in range(words):
         w = rng.choice(WORDS)
         if rng.random() < 0.05:
@@ -142,6 +142,16 @@ def openai(
             },
         },
     }
+
+
+def counted(value: Any, model: str) -> int:
+    """The local count of a request body or a message list, as ingest makes it."""
+    from tokenaudit.tokens.count import count
+    from tokenaudit.tokens.prompt import from_messages, from_request
+
+    p = from_request(value) if isinstance(value, dict) else from_messages(value)
+    assert p is not None
+    return count([(p, model)])[0].tokens
 
 
 def _http_date(ts: int) -> str:
