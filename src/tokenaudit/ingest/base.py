@@ -58,6 +58,7 @@ class Streamed:
     records: int | None  # None: one record per line of the file (src.line_count)
     ordered: str | None = None
     models_sql: str | None = None  # (provider, model) pairs of a sample, priced up front
+    local: bool = True  # the relation carries the LOCAL_COLUMNS (else they stay NULL)
 
     def attempts(self) -> list[tuple[str, bool]]:
         first = [(self.ordered, True)] if self.ordered else []

@@ -101,9 +101,9 @@ _MOVE_DUPS_SQL = (
 
 # Calls are priced as they go in, from a constant map of their models' prices
 # (pricing.lookup): a join would lose the file order the ordered attempt relies on.
-_INSERT_EVENTS_SQL = """INSERT INTO usage_events
+_INSERT_EVENTS_SQL = """INSERT INTO usage_events ({names})
 SELECT $file_id AS file_id, s.line_no, $source AS source, {cols_a},
-    s.p.model_id AS model_id, {cols_b}, {cost} AS cost_usd, s.p.price_id AS price_id, s.tags,
+    s.p.model_id AS model_id, {cols_b}, {cost} AS cost_usd, s.p.price_id AS price_id, s.tags
     {cols_c}
 FROM (SELECT s.*, {lookup} AS p FROM ({relation}) s WHERE s.reason IS NULL) s"""
 
@@ -135,7 +135,8 @@ _FILE_COUNTS_SQL = """SELECT (SELECT count(*) FROM usage_events WHERE file_id = 
     (SELECT count(*) FROM quarantine WHERE file_id = $file_id)"""
 
 
-def _insert_events_sql(relation: str, price_map: str) -> str:
+def _insert_events_sql(relation: str, price_map: str, local: bool = True) -> str:
+    """``local``: the relation has the LOCAL_COLUMNS (else they are left NULL)."""
     names = list(USAGE_STAGE_NAMES)
     tail = names[names.index("tags") + 1 :]  # columns added by later migrations
     names = names[: names.index("tags")]
@@ -144,7 +145,22 @@ def _insert_events_sql(relation: str, price_map: str) -> str:
     return _INSERT_EVENTS_SQL.format(
         cols_a=", ".join(f"s.{q(c)}" for c in before),
         cols_b=", ".join(f"s.{q(c)}" for c in after),
-        cols_c=", ".join(f"s.{q(c)}" for c in tail),
+        cols_c="".join(f", s.{q(c)}" for c in tail) if local else "",
+        names=", ".join(
+            q(c)
+            for c in (
+                "file_id",
+                "line_no",
+                "source",
+                *before,
+                "model_id",
+                *after,
+                "cost_usd",
+                "price_id",
+                "tags",
+                *(tail if local else []),
+            )
+        ),
         cost=cost_sql("s"),
         lookup=lookup_sql(price_map, "s", TOTAL_INPUT_SQL.format(s="s")),
         relation=relation,
@@ -355,7 +371,7 @@ def _load(
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
     ids = {"file_id": file_id}
     params = {**s.params, **ids, "source": ingester.name}
-    insert = _insert_events_sql(relation, price_map)
+    insert = _insert_events_sql(relation, price_map, local=s.local)
     loaded = con.execute(insert, _bind(insert, params)).fetchall()[0][0]
     records = s.records if s.records is not None else src.line_count  # hashed meanwhile
     quarantined = 0

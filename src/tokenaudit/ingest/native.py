@@ -424,6 +424,7 @@ class NativeIngester:
             None,
             ordered=fast_select(f"(SELECT 0::BIGINT AS line_no, * FROM {reader})", extra),
             models_sql=_MODELS_SQL,
+            local=False,  # no text, no gateway estimate: those columns stay NULL, unwritten
         )
 
     def stage(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> int:
