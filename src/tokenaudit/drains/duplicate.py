@@ -1,0 +1,63 @@
+"""``duplicate_call``: the same prompt to the same model in the same workflow again within a
+short window (``window_seconds``, default 120), successful both times and not served from
+cache (a repeat that read its prompt from the provider's cache is not a duplicate; the retry
+of a failed call is not one either: it needs a successful earlier call).
+
+One finding per chain of repeats (each within the window of the previous). Waste: the cost
+of every call of the chain but the first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tokenaudit.drains.base import Finding, Settings, ids, money
+
+if TYPE_CHECKING:
+    import duckdb
+
+KIND = "duplicate_call"
+FIX = "deduplicate at the caller (idempotency key, debounce double submits) or cache the response"
+
+_SQL = """
+WITH ok AS (
+    SELECT *, lag(ts) OVER w AS prev_ts
+    FROM _dr WHERE status = 'ok' AND prompt_hash IS NOT NULL AND cache_read_tokens = 0
+    WINDOW w AS (PARTITION BY workflow, model, prompt_hash ORDER BY ts, file_id, line_no)
+), chained AS (
+    SELECT *, sum(CASE WHEN prev_ts IS NULL OR ts - prev_ts > to_seconds($window) THEN 1
+                       ELSE 0 END) OVER (PARTITION BY workflow, model, prompt_hash
+                                         ORDER BY ts, file_id, line_no) AS chain
+    FROM ok
+)
+SELECT workflow, model, any_value(agent) AS agent, prompt_hash, count(*) AS calls,
+    min(ts) AS first_seen, max(ts) AS last_seen,
+    sum(cost_usd) - arg_min(cost_usd, (ts, file_id, line_no)) AS waste,
+    list(request_id ORDER BY ts, file_id, line_no) AS requests,
+    list(DISTINCT trace_id) AS traces, list(DISTINCT session_id) AS sessions
+FROM chained GROUP BY workflow, model, prompt_hash, chain HAVING count(*) > 1
+ORDER BY waste DESC NULLS LAST, first_seen"""
+
+
+def find(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Finding]:
+    s = settings.of(KIND)
+    out = []
+    for r in con.execute(_SQL, {"window": s["window_seconds"]}).fetchall():
+        wf, model, agent, _, calls, first, last, waste, reqs, traces, sessions = r
+        out.append(
+            Finding(
+                KIND,
+                {"workflow": wf, "model": model, "agent": agent},
+                money(waste),
+                "cost of the repeated calls (all but the first of the chain)",
+                FIX,
+                first,
+                last,
+                calls,
+                ids(reqs),
+                ids(traces),
+                ids(sessions),
+                detail={"repeats": calls - 1},
+            )
+        )
+    return out
