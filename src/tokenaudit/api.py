@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from tokenaudit.pricing import PriceSettings, ensure_prices
 from tokenaudit.report.queries import Filters, Report, meta, rollup
 
 if TYPE_CHECKING:
+    from tokenaudit.drains import DrainReport
     from tokenaudit.reconcile.billing import Options as BillingOptions
     from tokenaudit.reconcile.billing import Reconciliation
     from tokenaudit.reconcile.tokens import Options as TokenOptions
@@ -145,6 +147,28 @@ def reconcile_tokens(
         ensure_prices(con, price_settings(config))
         result = tokens.reconcile(con, opts)
         result.meta = {"db": str(db_path), **result.meta}
+    return result
+
+
+def drains(
+    db_path: Path,
+    filters: Filters | None = None,
+    kinds: tuple[str, ...] | None = None,
+    min_waste: Decimal = Decimal(0),
+    config: Config | None = None,
+) -> DrainReport:
+    """The waste catalogue (``drains``) over the calls ``filters`` selects."""
+    from tokenaudit import drains as catalogue
+    from tokenaudit.drains.base import Settings
+
+    config = config or load_config()
+    settings = Settings.from_config(config.raw.get("drains"), str(config.path or "config"))
+    filters = filters or Filters()
+    where, params = filters.sql()
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = catalogue.detect(con, where, params, kinds or catalogue.KINDS, settings, min_waste)
+        result.meta = {"db": str(db_path), "filters": filters.as_dict(), **meta(con)}
     return result
 
 
