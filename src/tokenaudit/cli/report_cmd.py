@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,10 +128,12 @@ def audit(
     output: OutputOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Ingest, summarize spend by workflow, reconcile against any billing exports: start here."""
+    """Ingest, then spend by workflow, the top drains, billing and token reconciliation:
+    start here."""
     from tokenaudit import api
     from tokenaudit.cli.ingest_cmd import ingest_table, print_notices
     from tokenaudit.config import load_config
+    from tokenaudit.drains.render import payload as drains_payload
     from tokenaudit.reconcile.render import reconcile_payload
     from tokenaudit.reconcile.tokens import Options as TokenOptions
     from tokenaudit.reconcile.tokens_render import tokens_payload
@@ -143,10 +146,12 @@ def audit(
     rec = api.reconcile_billing(db_path(db), None, cfg)
     trec = api.reconcile_tokens(db_path(db), TokenOptions(top=5), cfg)
     has_tokens = bool(trec.models or trec.gateway)
+    drains = api.drains(db_path(db), None, None, Decimal(0), cfg)
     if fmt == Format.json:
         payload: dict[str, Any] = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
             "report": {"rows": result.rows, "totals": result.totals, "meta": result.meta},
+            "drains": drains_payload(drains),
             "reconcile": reconcile_payload(rec),
         }
         if has_tokens:
@@ -164,6 +169,12 @@ def audit(
     err.print(
         f"[dim]window {window}; prices {result.meta.get('price_snapshot')}[/]", soft_wrap=True
     )
+    if drains.findings:
+        from tokenaudit.drains.render import findings_table, summary_line
+
+        console.print()
+        console.print(findings_table(drains, 8))
+        err.print(f"[dim]{summary_line(drains)}; 'tokenaudit drains' for all[/]", soft_wrap=True)
     if rec.rows:
         from tokenaudit.cli.reconcile_cmd import print_reconciliation
 
