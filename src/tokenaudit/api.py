@@ -110,13 +110,16 @@ def report(
     filters: Filters | None = None,
     top: int | None = None,
     config: Config | None = None,
+    sort: str = "cost",
 ) -> Report:
     config = config or load_config()
     filters = filters or Filters()
     with db.connect(_existing(db_path)) as con:
         ensure_prices(con, price_settings(config))
-        result = rollup(con, by, filters, top)
-        result.meta = {"db": str(db_path), "by": by, "filters": filters.as_dict(), **meta(con)}
+        result = rollup(con, by, filters, top, sort)
+        result.meta = {
+            "db": str(db_path), "by": by, "sort": sort, "filters": filters.as_dict(), **meta(con),
+        }  # fmt: skip
     return result
 
 

@@ -101,12 +101,20 @@ def report(
     until: UntilOption = None,
     where: WhereOption = None,
     top: TopOption = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            help="Order: cost (default), cost_per_accepted (highest first), acceptance "
+            "(lowest first), rejected (rejected or escalated spend), requests.",
+        ),
+    ] = "cost",
     db: DbOption = None,
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Rank spend by any dimensions (cost, tokens, outcomes, retries)."""
+    """Rank spend by any dimensions (cost, tokens, outcomes, rejected spend, retries)."""
     from tokenaudit import api
     from tokenaudit.config import load_config
     from tokenaudit.report.queries import Filters
@@ -114,8 +122,9 @@ def report(
     dims = [d.strip() for d in by.split(",") if d.strip()]
     flt = filters(since, until, where)
     assert isinstance(flt, Filters)
-    result = api.report(db_path(db), dims, flt, top, load_config(config))
-    render_report(result, fmt, output, f"Spend by {', '.join(dims)}")
+    result = api.report(db_path(db), dims, flt, top, load_config(config), sort)
+    order = "" if sort == "cost" else f", by {sort.replace('_', ' ')}"
+    render_report(result, fmt, output, f"Spend by {', '.join(dims)}{order}")
 
 
 @app.command()

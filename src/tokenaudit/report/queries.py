@@ -101,7 +101,11 @@ WITH ev AS (
     SELECT {trace_key} AS tkey, {dims_struct} AS last, (ts, 0, file_id, line_no) AS ord
     FROM ev WHERE outcome IS NOT NULL{outcome_marks}
 ), last_outcome AS (
-    SELECT arg_max(last, ord) AS last FROM marks GROUP BY tkey
+    SELECT tkey, arg_max(last, ord) AS last FROM marks GROUP BY tkey
+), rejected_spend AS (
+    SELECT {dims_select}, sum(ev.cost_usd) AS rejected_usd, count(*) AS rejected_calls
+    FROM ev JOIN last_outcome lo ON lo.tkey = {trace_key_ev}
+    WHERE lo.last.outcome IN ('rejected', 'escalated') GROUP BY {dims_group}
 ), outcomes AS (
     SELECT {dims_from_last},
         count(*) AS outcomes,
@@ -110,8 +114,10 @@ WITH ev AS (
     FROM last_outcome GROUP BY ALL
 )
 SELECT grouped.*, coalesce(o.outcomes, 0) AS outcomes, coalesce(o.accepted, 0) AS accepted,
-    coalesce(o.rejected, 0) AS rejected
+    coalesce(o.rejected, 0) AS rejected,
+    CASE WHEN rs.rejected_calls IS NULL THEN 0 ELSE rs.rejected_usd END AS rejected_usd
 FROM grouped LEFT JOIN outcomes o ON {dims_join}
+    LEFT JOIN rejected_spend rs ON {dims_join_rs}
 ORDER BY cost_usd DESC NULLS LAST, requests DESC, {dims_order}
 """
 
@@ -154,6 +160,7 @@ METRIC_COLUMNS = (
     "outcomes",
     "accepted",
     "rejected",
+    "rejected_usd",
 )
 
 
@@ -185,6 +192,13 @@ def _rollup(
         dims_join=" AND ".join(
             f"grouped.{q('g_' + d)} IS NOT DISTINCT FROM o.{q('g_' + d)}" for d in dims
         ),
+        dims_join_rs=" AND ".join(
+            f"grouped.{q('g_' + d)} IS NOT DISTINCT FROM rs.{q('g_' + d)}" for d in dims
+        ),
+        trace_key_ev=TRACE_KEY_SQL.replace("trace_id", "ev.trace_id")
+        .replace("session_id", "ev.session_id")
+        .replace("file_id", "ev.file_id")
+        .replace("line_no", "ev.line_no"),
         dims_order=", ".join(f"{q('g_' + d)} ASC NULLS LAST" for d in dims),
         token_sums=",\n        ".join(f"coalesce(sum({c}), 0) AS {c}" for c in TOKEN_COLUMNS),
     )
@@ -198,7 +212,7 @@ def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for col in METRIC_COLUMNS:
         values = [r[col] for r in rows]
-        if col == "cost_usd":
+        if col in ("cost_usd", "rejected_usd"):
             priced = [v for v in values if v is not None]
             out[col] = sum(priced, Decimal(0)) if priced else None
         else:
@@ -210,7 +224,7 @@ def _finish(raw: dict[str, Any], by: list[str], total_cost: Decimal | None) -> d
     row: dict[str, Any] = {"group": {d: raw.get("g_" + d) for d in by}}
     for col in METRIC_COLUMNS:
         value = raw[col]
-        row[col] = value if col == "cost_usd" else int(value)
+        row[col] = value if col in ("cost_usd", "rejected_usd") else int(value)
     cost: Decimal | None = raw["cost_usd"]
     row["cost_usd"] = cost.quantize(MONEY) if cost is not None else None
     row["share"] = (
@@ -227,6 +241,8 @@ def _finish(raw: dict[str, Any], by: list[str], total_cost: Decimal | None) -> d
         if cost is not None and accepted
         else None
     )
+    rejected_usd: Decimal | None = raw["rejected_usd"]
+    row["rejected_usd"] = rejected_usd.quantize(MONEY) if rejected_usd is not None else None
     row["retry_rate"] = (
         (Decimal(row["retries"]) / Decimal(row["requests"])).quantize(RATIO)
         if row["requests"]
@@ -235,13 +251,42 @@ def _finish(raw: dict[str, Any], by: list[str], total_cost: Decimal | None) -> d
     return row
 
 
+SORTS = ("cost", "cost_per_accepted", "acceptance", "rejected", "requests")
+
+
+def _sort_key(sort: str) -> Any:
+    """Costliest first; or by cost per accepted outcome (highest first), acceptance rate
+    (lowest first), rejected spend or requests (highest first). Groups without the figure
+    go last; ties keep the cost order."""
+
+    def key(r: dict[str, Any]) -> tuple[bool, Decimal]:
+        if sort == "cost_per_accepted":
+            v = (
+                r["cost_usd"] / r["accepted"]
+                if r["cost_usd"] is not None and r["accepted"]
+                else None
+            )
+            return (v is None, -(v or Decimal(0)))
+        if sort == "acceptance":
+            v = Decimal(r["accepted"]) / r["outcomes"] if r["outcomes"] else None
+            return (v is None, v or Decimal(0))
+        if sort == "rejected":
+            return (r["rejected_usd"] is None, -Decimal(r["rejected_usd"] or 0))
+        return (False, -Decimal(r["requests"]))
+
+    return key
+
+
 def rollup(
     con: duckdb.DuckDBPyConnection,
     by: list[str],
     filters: Filters | None = None,
     top: int | None = None,
+    sort: str = "cost",
 ) -> Report:
-    """Rank spend by ``by``; rows past ``top`` fold into one ``(other)`` row."""
+    """Rank spend by ``by`` (``sort``: see SORTS); rows past ``top`` fold into ``(other)``."""
+    if sort not in SORTS:
+        raise TokenauditError(f"cannot sort by '{sort}'", hint="--sort takes: " + ", ".join(SORTS))
     for d in by:
         dim_sql(d)
     if len(set(by)) != len(by):
@@ -249,6 +294,8 @@ def rollup(
     filters = filters or Filters()
     where, params = filters.sql()
     raw_rows = _rollup(con, by, where, params)
+    if sort != "cost":
+        raw_rows.sort(key=_sort_key(sort))  # stable: ties keep the cost order
     total_raw = _sum_rows(raw_rows)
     total_cost: Decimal | None = total_raw["cost_usd"]
     rows = [_finish(r, by, total_cost) for r in raw_rows]

@@ -100,10 +100,14 @@ REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("unpriced_requests", "unpriced"),
     ("acceptance_rate", "accepted"),
     ("cost_per_accepted_usd", "$/accepted"),
+    ("rejected_usd", "rejected $"),
     ("retry_rate", "retries"),
 )
 # Dropped first to last when the table is wider than the terminal.
-NARROW_DROP = ("cache write", "cache read", "retries", "input", "output", "$/accepted", "requests")
+NARROW_DROP = (
+    "cache write", "cache read", "rejected $", "retries", "input", "output", "$/accepted",
+    "requests",
+)  # fmt: skip
 
 
 def _cells(row: dict[str, Any], places: tuple[int, int] = (2, 4)) -> list[str | Text]:
@@ -119,6 +123,7 @@ def _cells(row: dict[str, Any], places: tuple[int, int] = (2, 4)) -> list[str | 
         count(row["unpriced_requests"]) if row["unpriced_requests"] else "",
         pct(row["acceptance_rate"]),
         money(per_accepted, 0, places[1]) if per_accepted is not None else "—",
+        money(row["rejected_usd"], 1, places[0]) if row["outcomes"] else "—",
         pct(row["retry_rate"]),
     ]
 
@@ -143,6 +148,7 @@ def report_table(report: Report, title: str | None = None, width: int | None = N
         header
         for (key, header), cell in zip(REPORT_COLUMNS, foot, strict=True)
         if not (key in ("unpriced_requests", "cache_write") and cell in ("", "0"))
+        and not (key == "rejected_usd" and not report.totals["rejected_usd"])
     ]
     table = _table(report, title, rows, foot, keep)
     if width is not None:
@@ -204,6 +210,8 @@ FLAT_COLUMNS = (
     "accepted",
     "acceptance_rate",
     "cost_per_accepted_usd",
+    "rejected",
+    "rejected_usd",
     "retry_rate",
 )
 
