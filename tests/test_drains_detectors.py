@@ -28,7 +28,7 @@ MTOK = Decimal(1_000_000)
 # fixture file -> (kind, its true positives' request id prefixes)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "duplicate": ("duplicate_call", ("tp-double-", "tp-chain-")),
-    "retry": ("retry_storm", ("tp-storm-", "tp-broken-")),
+    "retry": ("retry_storm", ("tp-storm-", "tp-broken-", "tp-burst-")),
     "bloat": ("context_bloat", ("tp-session-", "tp-request-")),
     "runaway": ("runaway_loop", ("tp-loop-",)),
     "cache": ("cache_miss", ("tp-uncached-",)),
@@ -171,6 +171,26 @@ def test_retry_storm_waste_is_the_failed_attempts(con: duckdb.DuckDBPyConnection
     assert broken.request_ids == ids(con, "tp-broken-")
     assert broken.detail == {"failures": 5, "recovered": False, "http_status": 500}
     assert broken.waste_usd == hand_cost(con, ids(con, "tp-broken-")) > 0
+
+
+def test_retry_storm_is_the_burst_not_the_whole_trace(con: duckdb.DuckDBPyConnection) -> None:
+    # Four failures in 14 s, then a lone one 17 minutes later in the same trace: the burst
+    # is a storm, whatever else the trace does; the lone failure is not part of it.
+    findings = run(con, "retry")
+    burst = the_finding(findings, "tp-burst-")
+    attempts = ["tp-burst-03a", "tp-burst-03b", "tp-burst-03c", "tp-burst-03d", "tp-burst-03e"]
+    assert burst.request_ids[:5] == attempts
+    assert "tp-burst-10a" not in burst.request_ids
+    assert burst.detail == {"failures": 4, "recovered": True, "http_status": 503}
+    assert burst.waste_usd == 0
+    # A minute before the burst to five minutes after it.
+    assert (
+        burst.first_seen
+        == con.execute("SELECT ts FROM usage_events WHERE request_id = 'tp-burst-03a'").fetchall()[
+            0
+        ][0]
+    )
+    assert (burst.last_seen - burst.first_seen).total_seconds() <= 14 + 300
 
 
 def test_context_bloat_session_and_request(con: duckdb.DuckDBPyConnection) -> None:

@@ -200,6 +200,7 @@ def retry() -> Fixture:
     rag = Ctx("openai", "gpt-4o-mini", "rag-search", "retriever")
     answerer = replace(rag, agent="answerer")
     summ = Ctx("openai", "gpt-4o", "ticket-summary", "summarizer")
+    research = Ctx("openai", "gpt-4o", "research-agent", "researcher")
     for i in range(150):
         at = i * 72 + r.uniform(0, 60)
         for k in range(r.randint(1, 3)):
@@ -234,6 +235,24 @@ def retry() -> Fixture:
                ctx=summ)  # fmt: skip
         at += 2**k
 
+    p = f.case("true positive", "tp-burst-",
+               "a 30-minute research trace (gpt-4o, a step every 150 s) whose third step fails "
+               "4 times in 14 s (HTTP 503) before it succeeds, and whose tenth step fails once "
+               "more, 17 minutes later, and is retried: the burst is a storm (waste $0, no "
+               "tokens); the lone failure is not part of it")  # fmt: skip
+    at = 1000.0
+    for k in range(1, 13):
+        step = f"{p}{k:02d}"
+        tries = 5 if k == 3 else 2 if k == 10 else 1
+        for n in range(tries):
+            fail = n < tries - 1
+            f.call(at + (0, 2, 6, 14, 30)[n], step + ("abcde"[n] if tries > 1 else ""),
+                   trace="t-burst", attempt=n + 1, status="error" if fail else "ok",
+                   http_status=(503 if k == 3 else 500) if fail else 200,
+                   input_tokens=0 if fail else 2200 + 120 * k, output_tokens=0 if fail else 280,
+                   prompt=hx(f"burst {k}"), ctx=research)  # fmt: skip
+        at += 150
+
     p = f.case("near miss", "nm-once-",
                "one 429, then success 1.5 s later: normal retrying")  # fmt: skip
     f.call(3600.0, f"{p}1", trace="t-once", status="error", http_status=429,
@@ -255,7 +274,6 @@ def retry() -> Fixture:
                "503s, each retried once: the failures span 25 minutes, beyond the 15-minute "
                "window (a finding with window_seconds = 1800)")  # fmt: skip
     at = 7200.0
-    research = Ctx("openai", "gpt-4o", "research-agent", "researcher")
     for k in range(1, 17):
         step = f"{p}{k:02d}"
         if k in (2, 7, 12):
