@@ -27,7 +27,7 @@ MTOK = Decimal(1_000_000)
 
 # fixture file -> (kind, its true positives' request id prefixes)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "duplicate": ("duplicate_call", ("tp-double-", "tp-chain-")),
+    "duplicate": ("duplicate_call", ("tp-double-", "tp-chain-", "tp-recached-")),
     "retry": ("retry_storm", ("tp-storm-", "tp-broken-", "tp-burst-")),
     "bloat": ("context_bloat", ("tp-session-", "tp-request-")),
     "runaway": ("runaway_loop", ("tp-loop-",)),
@@ -159,6 +159,12 @@ def test_duplicate_waste_is_the_cost_of_the_repeats(con: duckdb.DuckDBPyConnecti
     assert (chain.last_seen - chain.first_seen).total_seconds() == 190
     assert chain.waste_usd == hand_cost(con, ["tp-chain-2", "tp-chain-3"]) > 0
     assert chain.detail == {"repeats": 2}
+    # A call served from cache is no duplicate, but an uncached one after it is (70 s later,
+    # 130 s after the first call): the waste is that call alone.
+    recached = the_finding(findings, "tp-recached-")
+    assert recached.request_ids == ["tp-recached-1", "tp-recached-2", "tp-recached-3"]
+    assert recached.waste_usd == hand_cost(con, ["tp-recached-3"]) > 0
+    assert recached.detail == {"repeats": 1}
 
 
 def test_retry_storm_waste_is_the_failed_attempts(con: duckdb.DuckDBPyConnection) -> None:

@@ -3,8 +3,10 @@ short window (``window_seconds``, default 120), successful both times and not se
 cache (a repeat that read its prompt from the provider's cache is not a duplicate; the retry
 of a failed call is not one either: it needs a successful earlier call).
 
-One finding per chain of repeats (each within the window of the previous). Waste: the cost
-of every call of the chain but the first.
+One finding per chain of successful calls with the prompt (each within the window of the
+previous) that has at least one such repeat. A call served from cache is not a duplicate,
+but the prompt was still sent: a later uncached call within the window of it is one. Waste:
+the cost of the chain's repeats that were not served from cache.
 """
 
 from __future__ import annotations
@@ -21,21 +23,25 @@ FIX = "deduplicate at the caller (idempotency key, debounce double submits) or c
 
 _SQL = """
 WITH ok AS (
-    SELECT *, lag(ts) OVER w AS prev_ts
-    FROM _dr WHERE status = 'ok' AND prompt_hash IS NOT NULL AND cache_read_tokens = 0
-    WINDOW w AS (PARTITION BY workflow, model, prompt_hash ORDER BY ts, file_id, line_no)
+    SELECT *, prev_ts IS NOT NULL AND ts - prev_ts <= to_seconds($window) AS follows
+    FROM (
+        SELECT *, lag(ts) OVER (PARTITION BY workflow, model, prompt_hash
+                                ORDER BY ts, file_id, line_no) AS prev_ts
+        FROM _dr WHERE status = 'ok' AND prompt_hash IS NOT NULL
+    )
 ), chained AS (
-    SELECT *, sum(CASE WHEN prev_ts IS NULL OR ts - prev_ts > to_seconds($window) THEN 1
-                       ELSE 0 END) OVER (PARTITION BY workflow, model, prompt_hash
-                                         ORDER BY ts, file_id, line_no) AS chain
+    SELECT *, follows AND cache_read_tokens = 0 AS repeat,
+        sum(CASE WHEN follows THEN 0 ELSE 1 END) OVER (PARTITION BY workflow, model, prompt_hash
+                                                       ORDER BY ts, file_id, line_no) AS chain
     FROM ok
 )
 SELECT workflow, model, any_value(agent) AS agent, prompt_hash, count(*) AS calls,
     min(ts) AS first_seen, max(ts) AS last_seen,
-    sum(cost_usd) - arg_min(cost_usd, (ts, file_id, line_no)) AS waste,
+    sum(cost_usd) FILTER (WHERE repeat) AS waste,
     list(request_id ORDER BY ts, file_id, line_no) AS requests,
-    list(DISTINCT trace_id) AS traces, list(DISTINCT session_id) AS sessions
-FROM chained GROUP BY workflow, model, prompt_hash, chain HAVING count(*) > 1
+    list(DISTINCT trace_id) AS traces, list(DISTINCT session_id) AS sessions,
+    count(*) FILTER (WHERE repeat) AS repeats
+FROM chained GROUP BY workflow, model, prompt_hash, chain HAVING bool_or(repeat)
 ORDER BY waste DESC NULLS LAST, first_seen"""
 
 
@@ -43,13 +49,13 @@ def find(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Finding]:
     s = settings.of(KIND)
     out = []
     for r in con.execute(_SQL, {"window": s["window_seconds"]}).fetchall():
-        wf, model, agent, _, calls, first, last, waste, reqs, traces, sessions = r
+        wf, model, agent, _, calls, first, last, waste, reqs, traces, sessions, repeats = r
         out.append(
             Finding(
                 KIND,
                 {"workflow": wf, "model": model, "agent": agent},
                 money(waste),
-                "cost of the repeated calls (all but the first of the chain)",
+                "cost of the repeated calls not served from cache (all but the first of the chain)",
                 FIX,
                 first,
                 last,
@@ -57,7 +63,7 @@ def find(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Finding]:
                 ids(reqs),
                 ids(traces),
                 ids(sessions),
-                detail={"repeats": calls - 1},
+                detail={"repeats": repeats},
             )
         )
     return out

@@ -154,6 +154,16 @@ def duplicate() -> Fixture:
         f.call(at, f"{p}{k}", trace=f"t-chain-{k}", session="s-rep-2", input_tokens=744,
                output_tokens=400 + k * 21, prompt=hx("lead chain"), ctx=mail)  # fmt: skip
 
+    p = f.case("true positive", "tp-recached-",
+               "a dashboard re-summarising the same unchanged 1,500-token ticket: uncached at "
+               "0 s, served from cache at 60 s (1,408 tokens read), uncached again at 130 s, "
+               "70 s after the cached call: the third call is a duplicate, the cached one is "
+               "not (waste: the third call)")  # fmt: skip
+    for k, (at, read) in enumerate(((12000.0, 0), (12060.0, 1408), (12130.0, 0)), 1):
+        f.call(at, f"{p}{k}", trace=f"t-recached-{k}", session="s-agent-5",
+               input_tokens=1500 - read, cache_read=read, output_tokens=150 + 11 * k,
+               prompt=hx("ticket recached"), ctx=summ)  # fmt: skip
+
     p = f.case("near miss", "nm-cached-",
                "the same long ticket twice 15 s apart, the second reading 1,792 of its 1,800 "
                "tokens from the provider's cache: not a duplicate")  # fmt: skip
