@@ -227,6 +227,34 @@ def test_context_bloat_session_and_request(con: duckdb.DuckDBPyConnection) -> No
     assert request.waste_usd == 7 * median * mini["input"] / MTOK
 
 
+def test_context_bloat_request_without_agent_in_a_bloated_session(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # A chat whose assistant turns bloat, and in the same session an untagged call (no
+    # agent) with 8x the median of the untagged calls: only the assistant's turns are the
+    # bloated session, the untagged call is still a single oversized request.
+    def line(n: int, session: str, tokens: int, agent: str | None) -> str:
+        tags = f'"agent":"{agent}",' if agent else ""
+        return (
+            f'{{"ts":"2026-03-02T10:{n // 60:02d}:{n % 60:02d}Z","request_id":"r-{n}",'
+            f'"session_id":"{session}","trace_id":"t-{n}","provider":"openai",'
+            f'"model":"gpt-4o-mini","workflow":"chat",{tags}"input_tokens":{tokens},'
+            f'"output_tokens":50,"status":"ok"}}\n'
+        )
+
+    lines = [line(n, "s-long", 1000 * 2**n, "assistant") for n in range(6)]
+    lines += [line(10 + n, f"s-{n}", 1000 + n, None) for n in range(20)]
+    lines.append(line(40, "s-long", 8000, None))
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(lines))
+    load(con, path)
+    findings = detect(con, kinds=("context_bloat",)).findings
+    assert [(f.detail["unit"], f.request_ids) for f in findings] == [
+        ("session", [f"r-{n}" for n in range(6)]),
+        ("request", ["r-40"]),
+    ]
+
+
 def test_runaway_waste_is_the_calls_beyond_the_normal_trace(
     con: duckdb.DuckDBPyConnection,
 ) -> None:

@@ -51,7 +51,8 @@ WITH med AS (
     SELECT d.*, m.med FROM _dr d JOIN med m
         ON d.workflow IS NOT DISTINCT FROM m.workflow AND d.agent IS NOT DISTINCT FROM m.agent
     WHERE d.status = 'ok' AND d.total_input >= $factor * m.med
-        AND (d.session_id IS NULL OR (d.session_id, d.agent) NOT IN (SELECT s, a FROM _bloated))
+        AND NOT EXISTS (SELECT 1 FROM _bloated x
+                        WHERE x.s = d.session_id AND x.a IS NOT DISTINCT FROM d.agent)
 )
 SELECT workflow, agent, any_value(model), any_value(med), count(*), min(ts), max(ts),
     list((input_cost, total_input - med, total_input)),
