@@ -250,3 +250,25 @@ def prices(db_path: Path, model: str | None = None, config: Config | None = None
         unpriced = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         snapshot = settings.fingerprint()
     return PriceInfo(rows, unpriced, snapshot)
+
+
+if TYPE_CHECKING:
+    from tokenaudit.anomalies import Anomalies
+    from tokenaudit.anomalies import Options as AnomalyOptions
+
+
+def anomalies(
+    db_path: Path, options: AnomalyOptions | None = None, config: Config | None = None
+) -> Anomalies:
+    """Daily spikes and drops per group against a robust baseline, hourly velocity runs,
+    each spike explained by the drains found in it (``tokenaudit.anomalies``)."""
+    from tokenaudit import anomalies as spend
+    from tokenaudit.drains.base import Settings
+
+    config = config or load_config()
+    settings = Settings.from_config(config.raw.get("drains"), str(config.path or "config"))
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = spend.find(con, options or spend.Options(), settings)
+        result.meta = {"db": str(db_path), **result.meta, **meta(con)}
+    return result
