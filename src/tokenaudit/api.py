@@ -255,6 +255,8 @@ def prices(db_path: Path, model: str | None = None, config: Config | None = None
 if TYPE_CHECKING:
     from tokenaudit.anomalies import Anomalies
     from tokenaudit.anomalies import Options as AnomalyOptions
+    from tokenaudit.forecast import Forecast
+    from tokenaudit.forecast import Options as ForecastOptions
 
 
 def anomalies(
@@ -271,4 +273,29 @@ def anomalies(
         ensure_prices(con, price_settings(config))
         result = spend.find(con, options or spend.Options(), settings)
         result.meta = {"db": str(db_path), **result.meta, **meta(con)}
+    return result
+
+
+def forecast(
+    db_path: Path,
+    options: ForecastOptions | None = None,
+    budgets: Path | None = None,
+    config: Config | None = None,
+) -> Forecast:
+    """Month-end projection per group with its interval, acceleration and the budget
+    states of the spend rules in ``budgets`` (a budgets file; ``tokenaudit.forecast``)."""
+    from dataclasses import replace
+
+    from tokenaudit import forecast as projection
+    from tokenaudit.budgets import load_budgets
+
+    config = config or load_config()
+    opts = options or projection.Options()
+    if budgets is not None:
+        opts = replace(opts, rules=(*opts.rules, *load_budgets(budgets).spend_rules()))
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = projection.forecast(con, opts)
+        extra = {"budgets_file": str(budgets)} if budgets is not None else {}
+        result.meta = {"db": str(db_path), **result.meta, **extra, **meta(con)}
     return result
