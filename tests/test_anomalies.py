@@ -10,16 +10,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from tokenaudit import api, db
 from tokenaudit.anomalies import Cell, Options, score_days, spread, zscore
+from tokenaudit.cli import app
 from tokenaudit.config import Config
 from tokenaudit.report.queries import Filters
 from tokenaudit.sample import LABELS_NAME, generate
 
+runner = CliRunner()
 MONDAY = dt.date(2026, 10, 5)
 
 
@@ -193,3 +197,57 @@ def test_z_is_scale_free_and_moves_scale_with_spend(cents: list[int], factor: in
     ]
     for a, b in zip(small, large, strict=True):
         assert b["delta_usd"] == a["delta_usd"] * factor
+
+
+def test_cli_json_and_exit_codes(sample: tuple[Path, dict[str, Any]]) -> None:
+    path, loop = sample
+    result = runner.invoke(app, ["anomalies", "--db", str(path), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"rows", "velocity", "totals", "meta"}
+    day = _when(loop["first_seen"]).date().isoformat()
+    (row,) = [r for r in payload["rows"] if r["day"] == day]
+    assert isinstance(row["spend_usd"], str) and isinstance(row["requests"], int)
+    assert Decimal(row["delta_usd"]) == Decimal(row["spend_usd"]) - Decimal(row["baseline_usd"])
+    assert row["drains"][0]["kind"] == "runaway_loop"
+    totals = payload["totals"]
+    spikes = [Decimal(r["delta_usd"]) for r in payload["rows"] if r["kind"] == "spike"]
+    assert Decimal(totals["spike_usd"]) == sum(spikes)
+    assert totals["velocity_runs"] == len(payload["velocity"]) == 1
+    assert payload["meta"]["by"] == ["workflow"]
+    failing = runner.invoke(app, ["anomalies", "--db", str(path), "--fail-on-anomaly"])
+    assert failing.exit_code == 1
+    assert "runaway_loop" in failing.stdout
+    quiet = ["anomalies", "--db", str(path), "--fail-on-anomaly", "--min-usd", "1000"]
+    assert runner.invoke(app, quiet).exit_code == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "markdown"])
+def test_cli_flat_formats(sample: tuple[Path, dict[str, Any]], fmt: str) -> None:
+    path, _ = sample
+    result = runner.invoke(app, ["anomalies", "--db", str(path), "-f", fmt])
+    assert result.exit_code == 0, result.stderr
+    assert "velocity" in result.stdout and "runaway_loop" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-usd", "lots"], "--min-usd 'lots' is not an amount"),
+        (["--threshold", "0"], "--threshold 0.0 must be above 0"),
+        (["--by", "hour"], "a time bucket is not a group"),
+        (["--since", "yesterday"], "--since 'yesterday' is not a date"),
+    ],
+)
+def test_cli_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "t.duckdb"
+    duckdb.connect(str(path)).close()
+    result = runner.invoke(app, ["anomalies", "--db", str(path), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_cli_missing_database(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["anomalies", "--db", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 2
+    assert "no such database" in result.stderr

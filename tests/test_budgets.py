@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
 from tokenaudit.budgets import Rule, load_budgets
+from tokenaudit.cli import app
 from tokenaudit.errors import ConfigError
+
+runner = CliRunner()
 
 DESIGN_SAMPLE = """\
 [[rule]]
@@ -135,3 +141,20 @@ def test_bad_files_name_file_line_and_key(tmp_path: Path, text: str, expected: s
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such budgets file"):
         load_budgets(tmp_path / "nope.toml")
+
+
+def test_cli_bad_budgets_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = _file(tmp_path, "[[rule]]\n" + SPEND + 'warn = "lots"\n')
+    db = tmp_path / "t.duckdb"
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text(
+        json.dumps({"ts": dt.datetime(2026, 11, 2).isoformat() + "Z", "model": "gpt-4o-mini"})
+        + "\n"
+    )
+    assert runner.invoke(app, ["ingest", str(calls), "--db", str(db)]).exit_code == 0
+    result = runner.invoke(app, ["forecast", "--db", str(db), "--budgets", str(path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line.replace("\n", "")
+    assert "'warn' must be a number >= 0, not 'lots'" in line

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tokenaudit import api
+from tokenaudit.cli import app
 from tokenaudit.config import Config
 from tokenaudit.forecast import Options
 from tokenaudit.report.queries import Filters
@@ -28,6 +30,7 @@ from tokenaudit.report.queries import Filters
 FIRST = dt.date(2026, 10, 5)  # a Monday
 LAST = dt.date(2026, 11, 15)  # a Sunday
 CALL_USD = Decimal("0.15")
+runner = CliRunner()
 
 
 def _grow_calls(day: dt.date) -> int:
@@ -220,3 +223,46 @@ def test_a_month_ahead_is_all_run_rate(db: Path) -> None:
     grow = _row(result, "grow")
     assert grow["month_to_date_usd"] == 0
     assert grow["projected_usd"] == 31 * Decimal("3.6")
+
+
+def test_cli_json(db: Path, tmp_path: Path) -> None:
+    args = ["forecast", "--db", str(db), "--budgets", str(_budgets(tmp_path)), "-f", "json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"rows", "budgets", "totals", "meta"}
+    grow = next(r for r in payload["rows"] if r["group"] == {"workflow": "grow"})
+    assert grow["projected_usd"] == "105.600000000000"
+    assert grow["accelerating"] is True
+    assert grow["requests"] == 1 * 8 + 7 * 16 + 7 * 32
+    over = next(b for b in payload["budgets"] if b["name"] == "grow over")
+    assert over["breach_day"] == "2026-11-29"
+    assert over["fail_usd"] == "100"
+    assert payload["meta"]["budgets_file"].endswith("budgets.toml")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
+def test_cli_formats(db: Path, tmp_path: Path, fmt: str) -> None:
+    args = ["forecast", "--db", str(db), "--budgets", str(_budgets(tmp_path)), "-f", fmt]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "grow" in result.stdout
+    if fmt != "table":
+        assert "105.600000000000" in result.stdout
+    else:
+        assert "$105.60" in result.stdout and "unpriced" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--month", "2026-13"], "--month '2026-13' is not a month"),
+        (["--by", "day"], "a time bucket is not a group"),
+        (["--by", "colour"], "unknown dimension 'colour'"),
+    ],
+)
+def test_cli_usage_errors(db: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["forecast", "--db", str(db), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tokenaudit.cli import (  # noqa: F401  (registers commands)
+    anomaly_cmd,
     drains_cmd,
     ingest_cmd,
     prices_cmd,
