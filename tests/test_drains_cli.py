@@ -81,3 +81,11 @@ def test_settings_from_the_config_file(loaded: tuple[Path, Path], tmp_path: Path
     bad = runner.invoke(app, [*args, "--config", str(cfg)])
     assert bad.exit_code == 2
     assert "unknown setting drains.runaway_loop.min_call" in bad.stderr
+
+
+def test_audit_json_holds_the_anomalies(loaded: tuple[Path, Path]) -> None:
+    audit = json.loads(loaded[1].read_text())
+    spikes = audit["anomalies"]["rows"]
+    loop = [r for r in spikes if r["group"]["workflow"] == "code-review" and r["kind"] == "spike"]
+    assert any(d["kind"] == "runaway_loop" for r in loop for d in r["drains"])
+    assert audit["anomalies"]["velocity"]

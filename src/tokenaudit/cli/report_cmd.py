@@ -137,8 +137,8 @@ def audit(
     output: OutputOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Ingest, then spend by workflow, the top drains, billing and token reconciliation:
-    start here."""
+    """Ingest, then spend by workflow, the top drains and any anomaly, billing and token
+    reconciliation: start here."""
     from tokenaudit import api
     from tokenaudit.cli.ingest_cmd import ingest_table, print_notices
     from tokenaudit.config import load_config
@@ -156,11 +156,18 @@ def audit(
     trec = api.reconcile_tokens(db_path(db), TokenOptions(top=5), cfg)
     has_tokens = bool(trec.models or trec.gateway)
     drains = api.drains(db_path(db), None, None, Decimal(0), cfg)
+    spikes = api.anomalies(db_path(db), None, cfg)
     if fmt == Format.json:
         payload: dict[str, Any] = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
             "report": {"rows": result.rows, "totals": result.totals, "meta": result.meta},
             "drains": drains_payload(drains),
+            "anomalies": {
+                "rows": spikes.rows,
+                "velocity": spikes.velocity,
+                "totals": spikes.totals,
+                "meta": spikes.meta,
+            },
             "reconcile": reconcile_payload(rec),
         }
         if has_tokens:
@@ -184,6 +191,11 @@ def audit(
         console.print()
         console.print(findings_table(drains, 8))
         err.print(f"[dim]{summary_line(drains)}; 'tokenaudit drains' for all[/]", soft_wrap=True)
+    if spikes.rows or spikes.velocity:
+        from tokenaudit.cli.anomaly_cmd import print_anomalies
+
+        console.print()
+        print_anomalies(spikes, Format.table, output)
     if rec.rows:
         from tokenaudit.cli.reconcile_cmd import print_reconciliation
 
