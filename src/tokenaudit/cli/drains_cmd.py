@@ -93,6 +93,8 @@ def print_drains(rep: object, fmt: Format, output: Path | None, top: int | None)
             console.print(render.findings_table(rep, top))
             console.print()
             console.print(render.summary_table(rep))
+            console.print()
+            console.print(render.workflows_table(rep))
         hidden = len(rep.findings) - top if top is not None and len(rep.findings) > top else 0
         line = render.summary_line(rep) + (f"; {hidden:,} more (--all)" if hidden else "")
         err.print("[dim]" + line + "[/]", soft_wrap=True)

@@ -109,6 +109,28 @@ def summary_table(rep: DrainReport) -> Table:
     return table
 
 
+def workflows_table(rep: DrainReport) -> Table:
+    places = money_places([r["waste_usd"] for r in rep.by_workflow])
+    table = Table(title="Waste by workflow", title_justify="left", header_style="bold")
+    for name in ("workflow", "findings", "calls", "waste", "kinds"):
+        numeric = name in ("findings", "calls", "waste")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=name != "kinds")
+    kinds: dict[Any, list[str]] = {}
+    for f in rep.findings:
+        names = kinds.setdefault(f.group.get("workflow"), [])
+        if LABELS[f.kind] not in names:
+            names.append(LABELS[f.kind])
+    for r in rep.by_workflow:
+        table.add_row(
+            safe_cell(str(r["workflow"] or "(none)")),
+            f"{r['findings']:,}",
+            f"{r['calls']:,}",
+            money(r["waste_usd"], 0, places),
+            ", ".join(kinds.get(r["workflow"], [])),
+        )
+    return table
+
+
 _CSV = ("kind", "workflow", "model", "agent", "waste_usd", "what_if_usd", "calls", "first_seen",
         "last_seen", "how", "fix", "first_request_id", "first_trace_id")  # fmt: skip
 
