@@ -158,3 +158,52 @@ def test_cli_bad_budgets_file_exits_2_with_one_line(tmp_path: Path) -> None:
     (line,) = result.stderr.strip().splitlines()
     assert str(path) in line.replace("\n", "")
     assert "'warn' must be a number >= 0, not 'lots'" in line
+
+
+def test_lists_per_and_no_data(tmp_path: Path) -> None:
+    text = """\
+[[rule]]
+scope = { workflow = ["ticket-*", "rag-search"], environment = "prod" }
+per = ["workflow"]
+metric = "tokens_per_request_p50"
+fail = 900
+on_no_data = "fail"
+
+[[rule]]
+scope = { workflow = "*" }
+metric = "retry_rate"
+warn = 0.05
+
+[[rule]]
+scope = { provider = "openai" }
+metric = "capture_rate"
+warn = 0.98
+fail = 0.95
+"""
+    listed, star, capture = load_budgets(_file(tmp_path, text)).rules
+    assert listed.scope == (("workflow", ("ticket-*", "rag-search")), ("environment", "prod"))
+    assert listed.split_dims() == ("workflow",) and listed.on_no_data == "fail"
+    assert listed.matches({"workflow": "rag-search", "environment": "prod"})
+    assert listed.matches({"workflow": "ticket-1", "environment": "prod"})
+    assert not listed.matches({"workflow": "sales", "environment": "prod"})
+    where, params = listed.scope_sql()
+    assert where.count("OR") == 1 and params == ["ticket-%", "rag-search", "prod"]
+    assert listed.name == "tokens_per_request_p50 workflow=ticket-*|rag-search, environment=prod"
+    assert star.split_dims() == ("workflow",) and star.on_no_data == "ok"
+    assert capture.lower_is_worse and not star.lower_is_worse
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "line"),
+    [
+        ('metric = "capture_rate"\nwarn = 0.9\nfail = 0.95', "'warn'", 3),
+        ('metric = "capture_rate"\nscope = { workflow = "x" }\nfail = 0.9', "'scope.workflow'", 3),
+        ('metric = "retry_rate"\nper = ["nope"]\nfail = 0.1', "'per'", 3),
+        ('metric = "retry_rate"\non_no_data = "maybe"\nfail = 0.1', "'on_no_data'", 3),
+        ('metric = "retry_rate"\nscope = { workflow = [] }\nfail = 0.1', "'scope.workflow'", 3),
+    ],
+)
+def test_new_keys_are_checked(tmp_path: Path, body: str, key: str, line: int) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_budgets(_file(tmp_path, "[[rule]]\n" + body + "\n"))
+    assert key in str(e.value) and f"line {line}" in str(e.value)

@@ -13,11 +13,15 @@ warn = 4000
 fail = 5000
 ```
 
-Scope: dimension -> pattern, where ``*`` matches any run of characters (``ticket-*``; ``*``
-alone matches any value, not a missing one); no scope is all calls. A rule limits the calls
-its scope selects taken together: the rule above budgets the ticket workflows' total.
-Limits are exact decimals (``warn``, ``fail``, and for regressions against a baseline
-``max_increase``, ``max_increase_pct`` with ``min_samples``).
+Scope: dimension -> pattern or list of patterns (any of them), where ``*`` matches any run
+of characters (``ticket-*``; ``*`` alone matches any value, not a missing one); no scope is
+all calls. A rule limits the calls its scope selects taken together: the rule above budgets
+the ticket workflows' total. ``per = ["workflow"]`` splits the scope and judges each value
+on its own; a scope dimension whose pattern is ``*`` alone splits it too (``workflow = "*"``
+is each workflow). Limits are exact decimals (``warn``, ``fail``, and for regressions
+against a baseline ``max_increase``, ``max_increase_pct`` with ``min_samples``); for
+``capture_rate`` lower is worse, so its ``fail`` lies at or below its ``warn``.
+``on_no_data = "ok" | "warn" | "fail"`` says what a scope (or group) without data is.
 
 Every mistake is a ``ConfigError`` (exit 2) naming the file, the line of the key where it
 can be found, the rule (numbered from 1) and the key: unknown keys, metrics, periods and
@@ -40,6 +44,7 @@ from tokenaudit.model import DIMENSIONS
 METRICS = (
     "spend_usd",
     "cost_per_accepted_usd",
+    "tokens_per_request_p50",
     "tokens_per_request_p95",
     "retry_rate",
     "waste_share",
@@ -47,7 +52,11 @@ METRICS = (
 )
 PERIODS = ("day", "week", "month", "all")
 LIMITS = ("warn", "fail", "max_increase", "max_increase_pct")
-KEYS = ("name", "scope", "metric", "period", *LIMITS, "min_samples")
+KEYS = ("name", "scope", "per", "metric", "period", *LIMITS, "min_samples", "on_no_data")
+LOWER_IS_WORSE = ("capture_rate",)
+NO_DATA = ("ok", "warn", "fail")
+BILLING_DIMENSIONS = ("provider", "model")  # what billing lines carry: capture_rate scopes
+Pattern = str | tuple[str, ...]  # one pattern, or any of several
 _RULE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]")
 
 
@@ -57,7 +66,7 @@ class Rule:
 
     name: str
     metric: str
-    scope: tuple[tuple[str, str], ...] = ()  # (dimension, pattern), in file order
+    scope: tuple[tuple[str, Pattern], ...] = ()  # (dimension, pattern(s)), in file order
     period: str | None = None
     warn: Decimal | None = None
     fail: Decimal | None = None
@@ -65,12 +74,32 @@ class Rule:
     max_increase_pct: Decimal | None = None
     min_samples: int | None = None
     line: int | None = None  # of its [[rule]] header
+    per: tuple[str, ...] = ()  # judge each value of these dimensions on its own
+    on_no_data: str = "ok"  # what a scope without data is: ok | warn | fail
+
+    @property
+    def lower_is_worse(self) -> bool:
+        return self.metric in LOWER_IS_WORSE
+
+    def split_dims(self) -> tuple[str, ...]:
+        """The dimensions whose values are judged one by one: ``per``, else the scope
+        dimensions whose pattern is ``*`` alone."""
+        if self.per:
+            return self.per
+        return tuple(d for d, p in self.scope if p == "*" or p == ("*",))
+
+    def key(self) -> str:
+        """What identifies the rule in a baseline: metric, period, scope and split."""
+        split = ",".join(self.split_dims())
+        return f"{self.metric}|{self.period or ''}|{self.scope_label()}|per={split}"
 
     def matches(self, group: Mapping[str, Any]) -> bool:
         """Whether a group (dimension -> value) lies inside the scope: it names every scope
-        dimension, with a matching value."""
+        dimension, with a value matching one of its patterns."""
         return all(
-            d in group and group[d] is not None and _regex(p).fullmatch(str(group[d])) is not None
+            d in group
+            and group[d] is not None
+            and any(_regex(x).fullmatch(str(group[d])) is not None for x in _patterns(p))
             for d, p in self.scope
         )
 
@@ -79,18 +108,21 @@ class Rule:
         from tokenaudit.report.queries import dim_sql
 
         clauses, params = [], []
-        for dim, pattern in self.scope:
-            if "*" in pattern:
-                escaped = re.sub(r"([\\%_])", r"\\\1", pattern).replace("*", "%")
-                clauses.append(f"{dim_sql(dim)} LIKE ? ESCAPE '\\'")
-                params.append(escaped)
-            else:
-                clauses.append(f"{dim_sql(dim)} = ?")
-                params.append(pattern)
+        for dim, patterns in self.scope:
+            anyof = []
+            for pattern in _patterns(patterns):
+                if "*" in pattern:
+                    escaped = re.sub(r"([\\%_])", r"\\\1", pattern).replace("*", "%")
+                    anyof.append(f"{dim_sql(dim)} LIKE ? ESCAPE '\\'")
+                    params.append(escaped)
+                else:
+                    anyof.append(f"{dim_sql(dim)} = ?")
+                    params.append(pattern)
+            clauses.append(anyof[0] if len(anyof) == 1 else "(" + " OR ".join(anyof) + ")")
         return " AND ".join(clauses) or "true", params
 
     def scope_label(self) -> str:
-        return ", ".join(f"{d}={p}" for d, p in self.scope) or "all calls"
+        return _label(self.scope)
 
 
 @dataclass(frozen=True)
@@ -100,6 +132,14 @@ class Budgets:
 
     def spend_rules(self, period: str = "month") -> list[Rule]:
         return [r for r in self.rules if r.metric == "spend_usd" and r.period == period]
+
+
+def _patterns(pattern: Pattern) -> tuple[str, ...]:
+    return (pattern,) if isinstance(pattern, str) else pattern
+
+
+def _label(scope: tuple[tuple[str, Pattern], ...]) -> str:
+    return ", ".join(f"{d}={'|'.join(_patterns(p))}" for d, p in scope) or "all calls"
 
 
 def _regex(pattern: str) -> re.Pattern[str]:
@@ -161,30 +201,48 @@ class _Reader:
         scope = table.get("scope", {})
         if not isinstance(scope, dict):
             raise self.error(n, "scope", 'must be a table, e.g. { workflow = "ticket-*" }')
+        allowed = BILLING_DIMENSIONS if metric == "capture_rate" else DIMENSIONS
         for dim, pattern in scope.items():
-            if dim not in DIMENSIONS:
-                hint = "dimensions: " + ", ".join(DIMENSIONS)
+            if dim not in allowed:
+                hint = "dimensions: " + ", ".join(allowed)
                 raise self.error(n, f"scope.{dim}", "is not a dimension", hint=hint)
-            if not isinstance(pattern, str) or not pattern:
-                raise self.error(n, f"scope.{dim}", f"must be a non-empty text, not {pattern!r}")
+            items = pattern if isinstance(pattern, list) else [pattern]
+            if not items or not all(isinstance(x, str) and x for x in items):
+                raise self.error(
+                    n, f"scope.{dim}", f"must be a non-empty text or list of texts, not {pattern!r}"
+                )
+        per = table.get("per", [])
+        per = [per] if isinstance(per, str) else per
+        if not isinstance(per, list) or not all(isinstance(d, str) and d in allowed for d in per):
+            hint = "dimensions: " + ", ".join(allowed)
+            raise self.error(n, "per", f"must be a list of dimensions, not {per!r}", hint=hint)
+        on_no_data = table.get("on_no_data", "ok")
+        if on_no_data not in NO_DATA:
+            hint = "on_no_data = " + " | ".join(f'"{x}"' for x in NO_DATA)
+            raise self.error(n, "on_no_data", f"is not one of them: {on_no_data!r}", hint=hint)
         limits = {key: self.number(n, table, key) for key in LIMITS}
         if all(v is None for v in limits.values()):
             raise self.error(
                 n, "warn", "is missing: the rule sets no limit", hint=", ".join(LIMITS)
             )
         warn, fail = limits["warn"], limits["fail"]
-        if warn is not None and fail is not None and warn > fail:
-            raise self.error(n, "warn", f"({warn}) is above 'fail' ({fail})")
+        if warn is not None and fail is not None:
+            if metric in LOWER_IS_WORSE and warn < fail:
+                raise self.error(n, "warn", f"({warn}) is below 'fail' ({fail}): lower is worse")
+            if metric not in LOWER_IS_WORSE and warn > fail:
+                raise self.error(n, "warn", f"({warn}) is above 'fail' ({fail})")
         samples = table.get("min_samples")
         if samples is not None and (
             isinstance(samples, bool) or not isinstance(samples, int) or samples < 0
         ):
             raise self.error(n, "min_samples", f"must be a whole number >= 0, not {samples!r}")
-        pairs = tuple((str(d), str(p)) for d, p in scope.items())
+        pairs: tuple[tuple[str, Pattern], ...] = tuple(
+            (str(d), tuple(p) if isinstance(p, list) else str(p)) for d, p in scope.items()
+        )
         name = table.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise self.error(n, "name", f"must be a non-empty text, not {name!r}")
-        default = f"{metric} " + (", ".join(f"{d}={p}" for d, p in pairs) or "all calls")
+        default = f"{metric} {_label(pairs)}"
         return Rule(
             name=name or default,
             metric=metric,
@@ -196,6 +254,8 @@ class _Reader:
             max_increase_pct=limits["max_increase_pct"],
             min_samples=samples,
             line=self.headers[n - 1] if n <= len(self.headers) else None,
+            per=tuple(per),
+            on_no_data=on_no_data,
         )
 
 
