@@ -299,3 +299,42 @@ def forecast(
         extra = {"budgets_file": str(budgets)} if budgets is not None else {}
         result.meta = {"db": str(db_path), **result.meta, **extra, **meta(con)}
     return result
+
+
+if TYPE_CHECKING:
+    from tokenaudit.gate.check import Result as CheckResult
+
+
+def check(
+    db_path: Path, budgets: Path, baseline: Path | None = None, config: Config | None = None
+) -> CheckResult:
+    """The CI gate: every rule of the budgets file per group of its scope, against its
+    limits and (``baseline``, a file from ``baseline``) its regression limits."""
+    from tokenaudit.budgets import load_budgets
+    from tokenaudit.drains.base import Settings
+    from tokenaudit.gate import baseline as stored
+    from tokenaudit.gate.check import evaluate
+
+    config = config or load_config()
+    rules = load_budgets(budgets)
+    base = stored.load(baseline) if baseline is not None else None
+    settings = Settings.from_config(config.raw.get("drains"), str(config.path or "config"))
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = evaluate(con, rules, base, settings)
+        result.meta = {"db": str(db_path), **result.meta}
+    return result
+
+
+def baseline(db_path: Path, budgets: Path, config: Config | None = None) -> dict[str, Any]:
+    """The baseline document (``gate.baseline``) of the budgets file's rules over the data."""
+    from tokenaudit.budgets import load_budgets
+    from tokenaudit.drains.base import Settings
+    from tokenaudit.gate import baseline as stored
+
+    config = config or load_config()
+    rules = load_budgets(budgets)
+    settings = Settings.from_config(config.raw.get("drains"), str(config.path or "config"))
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        return stored.build(con, rules, settings)

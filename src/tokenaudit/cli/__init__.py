@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tokenaudit.cli import (  # noqa: F401  (registers commands)
     anomaly_cmd,
+    check_cmd,
     drains_cmd,
     ingest_cmd,
     prices_cmd,

@@ -1,0 +1,2 @@
+"""The CI gate: budgets and baseline regressions judged over the loaded data
+(``metrics`` computes, ``check`` judges, ``baseline`` stores, ``render`` writes)."""
