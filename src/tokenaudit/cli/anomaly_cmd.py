@@ -42,7 +42,8 @@ def _dims(by: str) -> tuple[str, ...]:
     return tuple(d.strip() for d in by.split(",") if d.strip())
 
 
-def _dollars(value: str, option: str) -> Decimal:
+def dollars(value: str, option: str) -> Decimal:
+    """An amount in dollars given on the command line ($ allowed), at least 0."""
     try:
         amount = Decimal(value.strip().lstrip("$"))
     except InvalidOperation:
@@ -99,7 +100,7 @@ def anomalies(
         raise TokenauditError(f"--threshold {threshold} must be above 0 (e.g. 3.5)")
     flt = filters(since, until, where)
     assert isinstance(flt, Filters)
-    opts = Options(_dims(by), flt, threshold, _dollars(min_usd, "--min-usd"))
+    opts = Options(_dims(by), flt, threshold, dollars(min_usd, "--min-usd"))
     result = api.anomalies(db_path(db), opts, load_config(config))
     print_anomalies(result, fmt, output)
     if fail_on_anomaly and (result.rows or result.velocity):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from tokenaudit.cli.anomaly_cmd import dollars
 from tokenaudit.cli.app import (
     ConfigOption,
     DbOption,
@@ -22,19 +23,6 @@ from tokenaudit.cli.app import (
     handle_errors,
 )
 from tokenaudit.cli.report_cmd import SinceOption, UntilOption, WhereOption, filters
-from tokenaudit.errors import TokenauditError
-
-
-def _money(value: str | None) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    try:
-        amount = Decimal(value.strip().lstrip("$"))
-    except InvalidOperation:
-        raise TokenauditError(f"--min-waste '{value}' is not an amount in dollars") from None
-    if not amount.is_finite() or amount < 0:
-        raise TokenauditError(f"--min-waste '{value}' is not an amount in dollars")
-    return amount
 
 
 @app.command()
@@ -73,7 +61,8 @@ def drains(
     kinds = tuple(k.strip() for item in kind or [] for k in item.split(",") if k.strip())
     flt = filters(since, until, where)
     assert isinstance(flt, Filters)
-    rep = api.drains(db_path(db), flt, kinds or None, _money(min_waste), load_config(config))
+    floor = Decimal(0) if min_waste is None else dollars(min_waste, "--min-waste")
+    rep = api.drains(db_path(db), flt, kinds or None, floor, load_config(config))
     print_drains(rep, fmt, output, None if show_all else top)
 
 
