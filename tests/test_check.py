@@ -58,7 +58,7 @@ def test_a_budget_the_data_exceeds_exits_1_naming_rule_scope_value_limit(
     assert row["limit"] == "3" and float(row["value"]) > 3
     table = _check(work, monkeypatch, SPEND.format(level="fail", limit=3))
     assert table.exit_code == 1
-    for text in ("support spend", "workflow=ticket-*, environment=prod", "fail > 3", "12.88"):
+    for text in ("support spend", "workflow=ticket-*, environment=prod", "fail > $3", "$12.88"):
         assert text in table.stdout
     assert "FAILED" in table.stderr
 
@@ -72,7 +72,7 @@ def test_a_budget_the_data_respects_exits_0(work: Path, monkeypatch: pytest.Monk
 def test_a_warn_level_breach_warns_and_exits_0(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = _check(work, monkeypatch, SPEND.format(level="warn", limit=3))
     assert out.exit_code == 0, out.output
-    assert "warning:" in out.stderr and "warn > 3" in out.stdout
+    assert "warning:" in out.stderr and "warn > $3" in out.stdout
 
 
 def test_a_malformed_budgets_file_exits_2_naming_line_and_key(

@@ -74,7 +74,10 @@ def check(
             with open(summary_file, "a", encoding="utf-8") as f:
                 f.write(render.markdown(result, only_changed))
     elif not only_changed or any(v.verdict in render.CHANGED for v in result.verdicts):
-        console_for(output).print(render.table(result, only_changed))
+        console = console_for(output)
+        console.print(render.table(result, only_changed))
+        for line in render.notes(result, only_changed):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     counts = result.counts()
     if counts["warn"]:
         err.print(f"[yellow]warning:[/] {counts['warn']} rule(s) at their warn level")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenaudit.budgets import Budgets, Rule
 from tokenaudit.gate.baseline import Baseline, group_label
-from tokenaudit.gate.metrics import MONEY_METRICS, Measure, measure
+from tokenaudit.gate.metrics import MONEY_METRICS, Measure, measure, shown
 from tokenaudit.report.queries import meta
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ def _limits(rule: Rule, m: Measure) -> Verdict:
             side = "below" if rule.lower_is_worse else "above"
             return Verdict(
                 rule, "limit", m.group, m.value, limit, level, level, m.samples, m.period,
-                message=f"{m.value} is {side} the {level} limit {limit}",
+                message=f"{shown(rule.metric, m.value)} is {side} the {level} limit "
+                f"{shown(rule.metric, limit)}",
             )  # fmt: skip
     limit, level = (rule.fail, "fail") if rule.fail is not None else (rule.warn, "warn")
     return Verdict(rule, "limit", m.group, m.value, limit, level, "pass", m.samples, m.period)

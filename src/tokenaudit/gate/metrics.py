@@ -256,3 +256,18 @@ def measure(
     else:
         found = _simple(con, rule)
     return sorted(found, key=lambda m: [str(m.group[d]) for d in m.group])
+
+
+RATE_METRICS = frozenset({"retry_rate", "waste_share", "capture_rate"})
+
+
+def shown(metric: str, value: Decimal | None) -> str:
+    """A metric's value as people read it: dollars, a percentage or a token count."""
+    if value is None:
+        return "—"
+    if metric in RATE_METRICS:  # (waste and capture are money ratios: rates here)
+        return f"{value * 100:.1f}%"
+    if metric in MONEY_METRICS:
+        places = 0 if value == value.to_integral_value() else 2 if abs(value) >= 10 else 4
+        return f"${value:,.{places}f}"
+    return f"{value:,.0f}"

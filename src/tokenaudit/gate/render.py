@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from tokenaudit.gate.check import VERDICTS, Result, Verdict
+from tokenaudit.gate.metrics import shown
 from tokenaudit.report.render import to_json
 
 CHANGED = ("fail", "warn")
@@ -45,7 +46,7 @@ def summary(result: Result) -> str:
 
 
 def _value(v: Verdict) -> str:
-    text = number(v.value)
+    text = shown(v.rule.metric, v.value)
     return f"{text} ({v.period})" if v.period and v.value is not None else text
 
 
@@ -53,17 +54,36 @@ def _limit(v: Verdict) -> str:
     if v.limit is None:
         return "—"
     if v.kind == "regression":
-        unit = "%" if v.limit == v.rule.max_increase_pct else ""
-        return f"+{number(v.limit)}{unit} vs baseline"
-    return f"{v.level} {'<' if v.rule.lower_is_worse else '>'} {number(v.limit)}"
+        if v.limit == v.rule.max_increase_pct:
+            return f"+{number(v.limit)}% vs baseline"
+        return f"+{shown(v.rule.metric, v.limit)} vs baseline"
+    return f"{v.level} {'<' if v.rule.lower_is_worse else '>'} {shown(v.rule.metric, v.limit)}"
+
+
+def _scope(v: Verdict) -> str:
+    """The group judged (a rule judged per value), else the rule's scope."""
+    if v.group:
+        return ", ".join(f"{d}={x}" for d, x in v.group.items())
+    return v.rule.scope_label()
+
+
+METRIC_LABELS = {
+    "spend_usd": "spend",
+    "cost_per_accepted_usd": "$/accepted",
+    "tokens_per_request_p50": "tokens p50",
+    "tokens_per_request_p95": "tokens p95",
+    "retry_rate": "retry rate",
+    "waste_share": "waste share",
+    "capture_rate": "capture",
+}
 
 
 def columns(v: Verdict) -> list[str]:
     return [
         _MARK[v.verdict],
         v.rule.name,
-        v.scope,
-        v.rule.metric + (" (regression)" if v.kind == "regression" else ""),
+        _scope(v),
+        METRIC_LABELS.get(v.rule.metric, v.rule.metric),
         _value(v),
         _limit(v),
         str(v.samples),
@@ -75,12 +95,31 @@ HEADERS = ["verdict", "rule", "scope", "metric", "value", "limit", "samples", "n
 
 
 def table(result: Result, only_changed: bool = False) -> Table:
+    """Verdict, metric, value, limit and samples keep their width; rule and scope wrap.
+    The notes are printed under the table (``notes``)."""
+    rows = [[v.verdict.replace("_", " "), *columns(v)[1:-1]] for v in ordered(result, only_changed)]
     out = Table(title=summary(result), title_justify="left")
-    for h in HEADERS:
-        out.add_column(h, justify="right" if h in ("value", "samples") else "left")
-    for v in ordered(result, only_changed):
-        out.add_row(*columns(v), style=_STYLE.get(v.verdict))
+    for i, h in enumerate(HEADERS[:-1]):
+        fixed = h in ("verdict", "metric", "limit")
+        width = max([len(h), *(len(r[i]) for r in rows)])
+        out.add_column(
+            h,
+            justify="right" if h in ("value", "samples") else "left",
+            no_wrap=fixed,
+            min_width=width if fixed else min(width, 7 if h == "samples" else 10),
+        )
+    for v, r in zip(ordered(result, only_changed), rows, strict=True):
+        out.add_row(*r, style=_STYLE.get(v.verdict))
     return out
+
+
+def notes(result: Result, only_changed: bool = False) -> list[str]:
+    """One line per verdict that says something: what breached, or why it was not judged."""
+    return [
+        f"{v.verdict.replace('_', ' ')}: {v.rule.name} ({_scope(v)}): {v.message}"
+        for v in ordered(result, only_changed)
+        if v.message and v.verdict != "pass"
+    ]
 
 
 def as_json(result: Result, only_changed: bool = False) -> str:
