@@ -166,7 +166,7 @@ def _regression(rule: Rule, cur: Measure, base: Measure, prices_differ: str | No
             v.interval_pct = (_pct(lo_pct), _pct(hi_pct))
     breach_pct = pct_limit is not None and lo_pct * 100 > pct_limit
     breach_abs = abs_limit is not None and lo_abs > abs_limit
-    what = f"{base.value} -> {cur.value}"
+    what = f"{shown(rule.metric, base.value)} -> {shown(rule.metric, cur.value)}"
     if v.change_pct is not None:
         what += f" ({v.change_pct:+}%"
         what += (
@@ -177,8 +177,8 @@ def _regression(rule: Rule, cur: Measure, base: Measure, prices_differ: str | No
     if breach_pct or breach_abs:
         v.verdict = "fail"
         v.limit = pct_limit if breach_pct else abs_limit
-        unit = "%" if breach_pct else ""
-        v.message = f"regression {what}, beyond +{v.limit}{unit}"
+        beyond = f"{v.limit}%" if breach_pct else shown(rule.metric, v.limit)
+        v.message = f"regression {what}, beyond +{beyond}"
     else:
         v.message = what
     return v
