@@ -8,6 +8,7 @@ Waste: the cost of the calls beyond the workflow's normal (p99) trace size, in t
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tokenaudit.drains.base import Finding, Settings, ids, money
@@ -62,7 +63,9 @@ def find(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Finding]:
                 detail={
                     "normal_calls_p99": p99,
                     "trace_cost_usd": money(cost),
-                    "usd_per_hour": round(float(money(cost)) / hours, 2),
+                    "usd_per_hour": (money(cost) / Decimal(str(round(hours, 6)))).quantize(
+                        Decimal("0.01")
+                    ),
                 },
             )
         )
