@@ -55,7 +55,8 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="Settings file [default: ./tokenaudit.toml or [tool.tokenaudit] in pyproject.toml].",
+        help="Settings file (default: ./tokenaudit.toml, or the tool.tokenaudit table of "
+        "pyproject.toml).",
     ),
 ]
 

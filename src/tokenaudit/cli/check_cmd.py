@@ -31,7 +31,12 @@ class CheckFormat(StrEnum):
 
 
 BudgetsOption = Annotated[
-    Path, typer.Option("--budgets", "-b", help="The budgets file ([[rule]] tables).")
+    Path,
+    typer.Option(
+        "--budgets",
+        "-b",
+        help="The budgets file (a list of rule tables, see budgets.example.toml).",
+    ),
 ]
 
 
