@@ -235,3 +235,18 @@ def test_audit_output_file_holds_every_section(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Ingest" in text and "Spend by workflow" in text
     assert "\x1b[" not in text  # no terminal colour codes in a file
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("report", "tool.tokenaudit table of pyproject.toml"),
+        ("check", "a list of rule tables"),
+        ("report", "$TOKENAUDIT_DB"),
+    ],
+)
+def test_help_texts_keep_their_words(command: str, expected: str) -> None:
+    """Rich markup must not eat bracketed words in --help."""
+    out = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    assert expected in " ".join(out.stdout.split())
