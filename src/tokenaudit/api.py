@@ -338,3 +338,56 @@ def baseline(db_path: Path, budgets: Path, config: Config | None = None) -> dict
     with db.connect(_existing(db_path)) as con:
         ensure_prices(con, price_settings(config))
         return stored.build(con, rules, settings)
+
+
+if TYPE_CHECKING:
+    from tokenaudit.html.data import PageData
+
+HTML_TOP_WORKFLOWS = 8  # workflows drawn in the daily spend chart; the rest are "others"
+
+
+def html_data(
+    db_path: Path,
+    filters: Filters | None = None,
+    config: Config | None = None,
+    budgets: Path | None = None,
+    top: int = 15,
+) -> PageData:
+    """Everything the HTML report shows (``tokenaudit.html``), from aggregated queries and
+    the other entry points; budget states only when a ``budgets`` file is given."""
+    from tokenaudit.html import data as page_data
+    from tokenaudit.reconcile.billing import Options as BillingOptions
+    from tokenaudit.reconcile.tokens import Options as TokenOptions
+
+    config = config or load_config()
+    filters = filters or Filters()
+    result = report(db_path, ["workflow"], filters, top, config)
+    models = report(db_path, ["model"], filters, top, config)
+    where, params = filters.sql()
+    with db.connect(db_path) as con:
+        daily = page_data.daily_spend(con, where, params, HTML_TOP_WORKFLOWS)
+        tokens = page_data.daily_tokens(con, where, params)
+        files, quarantine = page_data.sources(con)
+    billing_opts = BillingOptions(since=filters.since, until=filters.until)
+    token_opts = TokenOptions(since=filters.since, until=filters.until, top=5)
+    out = page_data.PageData(result, models, daily, tokens, files, quarantine)
+    out.drains = drains(db_path, filters, None, Decimal(0), config)
+    out.billing = reconcile_billing(db_path, billing_opts, config)
+    out.tokens = reconcile_tokens(db_path, token_opts, config)
+    if budgets is not None:
+        out.forecast = forecast(db_path, None, budgets, config)
+    out.meta = dict(result.meta)
+    return out
+
+
+def html_report(
+    db_path: Path,
+    filters: Filters | None = None,
+    config: Config | None = None,
+    budgets: Path | None = None,
+    top: int = 15,
+) -> str:
+    """The self-contained HTML page of ``html_data``."""
+    from tokenaudit.html.page import render
+
+    return render(html_data(db_path, filters, config, budgets, top))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,6 +47,29 @@ WhereOption = Annotated[
 ]
 TopOption = Annotated[
     int | None, typer.Option("--top", "-n", help="Show the N costliest groups; fold the rest.")
+]
+
+
+class ReportFormat(StrEnum):
+    """``Format`` plus ``html``, which only ``report`` writes."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
+
+
+BudgetsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--budgets",
+        help="Budgets file: --format html shows the states of its monthly spend rules.",
+    ),
+]
+HtmlOption = Annotated[
+    Path | None,
+    typer.Option("--html", help="Also write the self-contained HTML report to this file."),
 ]
 
 
@@ -110,9 +134,17 @@ def report(
         ),
     ] = "cost",
     db: DbOption = None,
-    fmt: FormatOption = Format.table,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format; html: one self-contained page with charts (use --output).",
+        ),
+    ] = ReportFormat.table,
     output: OutputOption = None,
     config: ConfigOption = None,
+    budgets: BudgetsOption = None,
 ) -> None:
     """Rank spend by any dimensions (cost, tokens, outcomes, rejected spend, retries)."""
     from tokenaudit import api
@@ -122,9 +154,13 @@ def report(
     dims = [d.strip() for d in by.split(",") if d.strip()]
     flt = filters(since, until, where)
     assert isinstance(flt, Filters)
+    if fmt == ReportFormat.html:
+        page = api.html_report(db_path(db), flt, load_config(config), budgets, top or 15)
+        emit(page, output)
+        return
     result = api.report(db_path(db), dims, flt, top, load_config(config), sort)
     order = "" if sort == "cost" else f", by {sort.replace('_', ' ')}"
-    render_report(result, fmt, output, f"Spend by {', '.join(dims)}{order}")
+    render_report(result, Format(fmt.value), output, f"Spend by {', '.join(dims)}{order}")
 
 
 @app.command()
@@ -136,6 +172,7 @@ def audit(
     fmt: FormatOption = Format.table,
     output: OutputOption = None,
     config: ConfigOption = None,
+    html: HtmlOption = None,
 ) -> None:
     """Ingest, then spend by workflow, the top drains and any anomaly, billing and token
     reconciliation: start here."""
@@ -157,6 +194,8 @@ def audit(
     has_tokens = bool(trec.models or trec.gateway)
     drains = api.drains(db_path(db), None, None, Decimal(0), cfg)
     spikes = api.anomalies(db_path(db), None, cfg)
+    if html is not None:
+        emit(api.html_report(db_path(db), None, cfg, None, top or 15), html)
     if fmt == Format.json:
         payload: dict[str, Any] = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},
