@@ -129,13 +129,16 @@ WITH base AS (
     SELECT c.tkey, o.outcome, coalesce(o.ts, c.ts), o.file_id, o.line_no
     FROM outcomes o JOIN (
         SELECT 'trace' AS kind, trace_id AS key, arg_max(tkey, ts) AS tkey, max(ts) AS ts
-        FROM ev WHERE trace_id IS NOT NULL GROUP BY trace_id
+        FROM ev WHERE trace_id IN (SELECT key FROM outcomes WHERE key_kind = 'trace')
+        GROUP BY trace_id
         UNION ALL
         SELECT 'session', session_id, arg_max(tkey, ts), max(ts)
-        FROM ev WHERE session_id IS NOT NULL GROUP BY session_id
+        FROM ev WHERE session_id IN (SELECT key FROM outcomes WHERE key_kind = 'session')
+        GROUP BY session_id
         UNION ALL
         SELECT 'request', request_id, arg_max(tkey, ts), max(ts)
-        FROM ev WHERE request_id IS NOT NULL GROUP BY request_id
+        FROM ev WHERE request_id IN (SELECT key FROM outcomes WHERE key_kind = 'request')
+        GROUP BY request_id
     ) c ON c.kind = o.key_kind AND c.key = o.key
 ), final AS (
     SELECT tkey, arg_max(outcome, (ts, file_id, line_no)) AS trace_outcome
