@@ -28,6 +28,9 @@ WITH turns AS (
     SELECT *, total_input > lag(total_input) OVER w AS rising,
         first_value(total_input) OVER w AS first_input
     FROM _dr WHERE session_id IS NOT NULL AND status = 'ok' AND total_input > 0
+        AND session_id IN (  -- only sessions long enough to qualify
+            SELECT session_id FROM _dr WHERE session_id IS NOT NULL AND status = 'ok'
+                AND total_input > 0 GROUP BY session_id HAVING count(*) >= $min_turns)
     WINDOW w AS (PARTITION BY session_id, agent ORDER BY ts, file_id, line_no)
 ), s AS (
     SELECT session_id, agent, any_value(workflow) AS workflow, any_value(model) AS model,

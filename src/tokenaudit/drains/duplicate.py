@@ -27,7 +27,10 @@ WITH ok AS (
     FROM (
         SELECT *, lag(ts) OVER (PARTITION BY workflow, model, prompt_hash
                                 ORDER BY ts, file_id, line_no) AS prev_ts
-        FROM _dr WHERE status = 'ok' AND prompt_hash IS NOT NULL
+        FROM _dr WHERE status = 'ok' AND prompt_hash IN (
+            -- only prompts sent more than once can repeat (most are unique)
+            SELECT prompt_hash FROM _dr WHERE status = 'ok' AND prompt_hash IS NOT NULL
+            GROUP BY prompt_hash HAVING count(*) > 1)
     )
 ), chained AS (
     SELECT *, follows AND cache_read_tokens = 0 AS repeat,
