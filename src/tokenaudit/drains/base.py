@@ -1,8 +1,9 @@
 """What every detector shares: the finding, the settings, and the calls table they read.
 
 ``prepare`` builds the TEMP table ``_dr`` once per run: the calls in the window (``--since``,
-``--until``, ``--where``) with their trace key, total input, the part of their cost that
-paid for input, and their trace's final outcome. Detectors are SQL over ``_dr``.
+``--until``, ``--where``) with their trace key, total input and their trace's final outcome.
+Detectors are SQL over ``_dr``; a detector that windows over many calls sorts only the few
+columns it orders by and joins the rest back by ``rowid`` for the calls it flags.
 """
 
 from __future__ import annotations
@@ -119,19 +120,15 @@ _COLUMNS = (
     "price_id",
 )  # fmt: skip
 
-# Per call: the trace key, total input, the share of the cost that paid for input (the cost
-# less output at the call's price), and the final outcome of its trace (the latest outcome
-# a call of the trace carries, or an outcomes file names for its trace, session or request).
+# Per call: the trace key, total input, and the final outcome of its trace (the latest
+# outcome a call of the trace carries, or an outcomes file names for its trace, session or
+# request).
 _PREPARE_SQL = f"""CREATE OR REPLACE TEMP TABLE _dr AS
-WITH base AS (
+WITH ev AS (
     SELECT {", ".join(_COLUMNS)}, {TRACE_KEY_SQL} AS tkey,
         input_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens
             AS total_input
     FROM usage_events WHERE {{where}}
-), ev AS (
-    SELECT b.*, b.cost_usd - CAST(b.output_tokens * coalesce(p.output_mtok, 0) * 0.000001
-        AS DECIMAL(38, 12)) AS input_cost
-    FROM base b LEFT JOIN prices p ON p.price_id = b.price_id
 ), marks AS (
     SELECT tkey, outcome, ts, file_id, line_no FROM ev WHERE outcome IS NOT NULL
     UNION ALL
@@ -154,6 +151,13 @@ WITH base AS (
     FROM marks GROUP BY tkey
 )
 SELECT ev.*, final.trace_outcome FROM ev LEFT JOIN final USING (tkey)"""
+
+
+# The part of a call ``d``'s cost that paid for input: its cost less its output at its price
+# row ``p`` (``LEFT JOIN prices p ON p.price_id = d.price_id``).
+INPUT_COST_SQL = (
+    "d.cost_usd - CAST(d.output_tokens * coalesce(p.output_mtok, 0) * 0.000001 AS DECIMAL(38, 12))"
+)
 
 
 def prepare(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:

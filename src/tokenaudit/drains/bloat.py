@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tokenaudit.drains.base import Finding, Settings, ids, share_of
+from tokenaudit.drains.base import INPUT_COST_SQL, Finding, Settings, ids, share_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -23,9 +23,12 @@ KIND = "context_bloat"
 FIX_SESSION = "trim or summarise the conversation history instead of re-sending all of it"
 FIX_REQUEST = "cap what goes into the prompt (retrieval top-k, document size) for this workflow"
 
-_SESSIONS_SQL = """
-WITH turns AS (
-    SELECT *, total_input > lag(total_input) OVER w AS rising,
+# The window sorts only the columns it orders by; the flagged sessions' calls are joined
+# back by rowid for their costs and ids.
+_SESSIONS_SQL = f"""
+WITH turns AS MATERIALIZED (
+    SELECT rowid AS rid, session_id, agent, ts, file_id, line_no, total_input,
+        total_input > lag(total_input) OVER w AS rising,
         first_value(total_input) OVER w AS first_input
     FROM _dr WHERE session_id IS NOT NULL AND status = 'ok' AND total_input > 0
         AND session_id IN (  -- only sessions long enough to qualify
@@ -33,26 +36,31 @@ WITH turns AS (
                 AND total_input > 0 GROUP BY session_id HAVING count(*) >= $min_turns)
     WINDOW w AS (PARTITION BY session_id, agent ORDER BY ts, file_id, line_no)
 ), s AS (
-    SELECT session_id, agent, any_value(workflow) AS workflow, any_value(model) AS model,
-        count(*) AS turns, arg_max(total_input, (ts, file_id, line_no)) AS last_input,
+    SELECT session_id, agent, count(*) AS turns,
+        arg_max(total_input, (ts, file_id, line_no)) AS last_input,
         any_value(first_input) AS first_input,
-        count(*) FILTER (WHERE rising) / (count(*) - 1) AS rising_share,
-        list((input_cost, total_input - first_input, total_input)) AS waste,
-        min(ts) AS first_seen, max(ts) AS last_seen,
-        list(request_id ORDER BY ts, file_id, line_no) AS requests,
-        list(DISTINCT trace_id) AS traces
+        count(*) FILTER (WHERE rising) / (count(*) - 1) AS rising_share
     FROM turns GROUP BY session_id, agent HAVING count(*) >= $min_turns
+), hit AS (
+    SELECT * FROM s WHERE last_input >= $growth * first_input AND rising_share >= $rising
 )
-SELECT * FROM s WHERE last_input >= $growth * first_input AND rising_share >= $rising
-ORDER BY session_id, agent"""
+SELECT h.session_id, h.agent, any_value(d.workflow), any_value(d.model), h.turns,
+    h.last_input, h.first_input, h.rising_share,
+    list(({INPUT_COST_SQL}, d.total_input - h.first_input, d.total_input)),
+    min(d.ts), max(d.ts), list(d.request_id ORDER BY d.ts, d.file_id, d.line_no),
+    list(DISTINCT d.trace_id)
+FROM hit h JOIN turns t ON t.session_id = h.session_id AND t.agent IS NOT DISTINCT FROM h.agent
+    JOIN _dr d ON d.rowid = t.rid LEFT JOIN prices p ON p.price_id = d.price_id
+GROUP BY ALL ORDER BY h.session_id, h.agent"""
 
-_SINGLES_SQL = """
+_SINGLES_SQL = f"""
 WITH med AS (
     SELECT workflow, agent, quantile_disc(total_input, 0.5) AS med, count(*) AS n FROM _dr
     WHERE status = 'ok' AND total_input > 0 GROUP BY workflow, agent HAVING count(*) >= $min_calls
 ), big AS (
-    SELECT d.*, m.med FROM _dr d JOIN med m
+    SELECT d.*, m.med, {INPUT_COST_SQL} AS input_cost FROM _dr d JOIN med m
         ON d.workflow IS NOT DISTINCT FROM m.workflow AND d.agent IS NOT DISTINCT FROM m.agent
+        LEFT JOIN prices p ON p.price_id = d.price_id
     WHERE d.status = 'ok' AND d.total_input >= $factor * m.med
         AND NOT EXISTS (SELECT 1 FROM _bloated x
                         WHERE x.s = d.session_id AND x.a IS NOT DISTINCT FROM d.agent)

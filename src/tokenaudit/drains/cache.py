@@ -22,27 +22,29 @@ if TYPE_CHECKING:
 KIND = "cache_miss"
 FIX = "mark the prefix cacheable (cache_control / a stable prompt prefix) and keep it unchanged"
 
+# Only successful calls: a miss is one, and so is the call it should have read from. The
+# window sorts only the columns it orders by; the misses are joined back by rowid.
 _SQL = """
-WITH calls AS (
-    SELECT d.*, lag(CASE WHEN d.status = 'ok' THEN d.ts END IGNORE NULLS) OVER w AS prev_ok,
-        p.input_mtok, coalesce(p.cache_read_mtok, p.input_mtok) AS read_mtok
-    FROM _dr d LEFT JOIN prices p ON p.price_id = d.price_id
-    WHERE d.prefix_hash IS NOT NULL AND lower(coalesce(d.provider, '')) IN $providers
-    WINDOW w AS (PARTITION BY d.model, d.prefix_hash ORDER BY d.ts, d.file_id, d.line_no)
+WITH calls AS MATERIALIZED (
+    SELECT rowid AS rid, model, prefix_hash, ts, cache_read_tokens, total_input,
+        lag(ts) OVER (PARTITION BY model, prefix_hash ORDER BY ts, file_id, line_no) AS prev_ok
+    FROM _dr WHERE status = 'ok' AND prefix_hash IS NOT NULL
+        AND lower(coalesce(provider, '')) IN (SELECT unnest($providers))
 ), prefixes AS (
-    SELECT model, prefix_hash, min(total_input) FILTER (WHERE status = 'ok') AS prefix_tokens
-    FROM calls GROUP BY model, prefix_hash
+    SELECT model, prefix_hash, min(total_input) AS prefix_tokens FROM calls GROUP BY ALL
 ), misses AS (
-    SELECT c.*, x.prefix_tokens FROM calls c JOIN prefixes x USING (model, prefix_hash)
-    WHERE c.status = 'ok' AND c.cache_read_tokens = 0 AND c.prev_ok IS NOT NULL
+    SELECT c.rid, x.prefix_tokens FROM calls c JOIN prefixes x USING (model, prefix_hash)
+    WHERE c.cache_read_tokens = 0 AND c.prev_ok IS NOT NULL
         AND c.ts - c.prev_ok < to_seconds($ttl) AND x.prefix_tokens >= $min_prefix
 )
-SELECT model, prefix_hash, any_value(workflow), any_value(agent), any_value(prompt_version),
-    count(*), min(ts), max(ts), any_value(prefix_tokens),
-    sum(CAST(prefix_tokens * (input_mtok - read_mtok) * 0.000001 AS DECIMAL(38, 12))),
-    sum(cost_usd), list(request_id ORDER BY ts, file_id, line_no), list(DISTINCT trace_id),
-    list(DISTINCT session_id)
-FROM misses GROUP BY model, prefix_hash HAVING count(*) >= $min_misses ORDER BY 10 DESC"""
+SELECT d.model, d.prefix_hash, any_value(d.workflow), any_value(d.agent),
+    any_value(d.prompt_version), count(*), min(d.ts), max(d.ts), any_value(m.prefix_tokens),
+    sum(CAST(m.prefix_tokens * (p.input_mtok - coalesce(p.cache_read_mtok, p.input_mtok))
+        * 0.000001 AS DECIMAL(38, 12))),
+    sum(d.cost_usd), list(d.request_id ORDER BY d.ts, d.file_id, d.line_no),
+    list(DISTINCT d.trace_id), list(DISTINCT d.session_id)
+FROM misses m JOIN _dr d ON d.rowid = m.rid LEFT JOIN prices p ON p.price_id = d.price_id
+GROUP BY d.model, d.prefix_hash HAVING count(*) >= $min_misses ORDER BY 10 DESC"""
 
 
 def find(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Finding]:
@@ -54,8 +56,7 @@ def find(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[Finding]:
         "providers": list(CACHING_PROVIDERS),
     }
     out = []
-    sql = _SQL.replace("IN $providers", "IN (SELECT unnest($providers))")
-    for r in con.execute(sql, params).fetchall():
+    for r in con.execute(_SQL, params).fetchall():
         model, prefix, wf, agent, version, calls, first, last, tokens, waste, cost = r[:11]
         reqs, traces, sessions = r[11:]
         waste = money(waste)

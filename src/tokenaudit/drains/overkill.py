@@ -25,12 +25,26 @@ if TYPE_CHECKING:
 KIND = "model_overkill"
 FIX = "route this step to {cheap}: same acceptance here for a fraction of the price"
 
+# One pass over the traces of each workflow, agent and model (a trace's outcome is the same
+# on all its calls), and the price row most of the model's calls used.
 _MODELS_SQL = """
-SELECT workflow, agent, model, count(*) AS calls, sum(cost_usd) AS cost,
-    sum(cost_usd) / count(*) AS per_call, mode(price_id) AS price_id,
-    count(DISTINCT tkey) FILTER (WHERE trace_outcome IS NOT NULL) AS outcomes,
-    count(DISTINCT tkey) FILTER (WHERE trace_outcome = 'accepted') AS accepted
-FROM _dr WHERE cost_usd IS NOT NULL GROUP BY workflow, agent, model"""
+WITH t AS (
+    SELECT workflow, agent, model, tkey, count(*) AS calls, sum(cost_usd) AS cost,
+        any_value(trace_outcome) AS outcome
+    FROM _dr WHERE cost_usd IS NOT NULL GROUP BY ALL
+), m AS (
+    SELECT workflow, agent, model, sum(calls) AS calls, sum(cost) AS cost,
+        count(*) FILTER (WHERE outcome IS NOT NULL) AS outcomes,
+        count(*) FILTER (WHERE outcome = 'accepted') AS accepted
+    FROM t GROUP BY ALL
+), p AS (
+    SELECT workflow, agent, model, mode(price_id) AS price_id
+    FROM _dr WHERE cost_usd IS NOT NULL GROUP BY ALL
+)
+SELECT m.workflow, m.agent, m.model, m.calls, m.cost, m.cost / m.calls AS per_call,
+    p.price_id, m.outcomes, m.accepted
+FROM m JOIN p ON m.workflow IS NOT DISTINCT FROM p.workflow
+    AND m.agent IS NOT DISTINCT FROM p.agent AND m.model IS NOT DISTINCT FROM p.model"""
 
 _WHAT_IF_SQL = f"""SELECT sum({cost_sql("d")}), min(d.ts), max(d.ts),
     list(d.request_id ORDER BY d.ts, d.file_id, d.line_no), list(DISTINCT d.trace_id),
