@@ -3,8 +3,9 @@
 Copies the database (``--db``; default: the one ``benchmarks/bench_drains.py`` leaves in
 /tmp/bd) to a temporary folder, then times the CLI writing the page (process wall time,
 best of ``--runs``) and reports the page's size. A second pass, in process, times each
-part of the page: the two rollups, the aggregated daily queries, drains, billing and
-token reconciliation, and drawing the charts with the HTML.
+part of the page over one connection, as ``api.html_data`` does: the rollup by workflow,
+the model mix, the aggregated daily queries, drains, billing and token reconciliation, and
+drawing the charts with the HTML.
 
     python benchmarks/bench_html.py --db /tmp/bd/drains.duckdb --runs 3
 """
@@ -22,10 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tokenaudit import api, db
+from tokenaudit import db
+from tokenaudit import drains as catalogue
 from tokenaudit.html import data as page_data
 from tokenaudit.html.page import render
+from tokenaudit.pricing import PriceSettings, ensure_prices
+from tokenaudit.reconcile import billing
 from tokenaudit.reconcile.tokens import Options as TokenOptions
+from tokenaudit.reconcile.tokens import reconcile as tokens_rec
+from tokenaudit.report.queries import meta, rollup
 
 
 def _cli(db_path: Path, out: Path) -> float:
@@ -39,6 +45,7 @@ def _cli(db_path: Path, out: Path) -> float:
 
 
 def _parts(db_path: Path) -> dict[str, float]:
+    """Each part of ``api.html_data`` in turn, over one connection as it does."""
     times: dict[str, float] = {}
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
@@ -47,16 +54,18 @@ def _parts(db_path: Path) -> dict[str, float]:
         times[name] = round(time.perf_counter() - start, 3)
         return result
 
-    report = timed("report by workflow", api.report, db_path, ["workflow"], None, 15)
-    models = timed("report by model", api.report, db_path, ["model"], None, 15)
     with db.connect(db_path) as con:
+        timed("prices", ensure_prices, con, PriceSettings(None))
+        report = timed("report by workflow", rollup, con, ["workflow"], None, 15)
+        models = timed("model mix", page_data.model_mix, con, "true", [], 15)
         daily = timed("daily spend (top 8)", page_data.daily_spend, con, "true", [], 8)
         tokens = timed("daily tokens", page_data.daily_tokens, con, "true", [])
         files, quarantine = timed("files, quarantine", page_data.sources, con)
-    data = page_data.PageData(report, models, daily, tokens, files, quarantine)
-    data.drains = timed("drains", api.drains, db_path)
-    data.billing = timed("billing reconciliation", api.reconcile_billing, db_path)
-    data.tokens = timed("token reconciliation", api.reconcile_tokens, db_path, TokenOptions(top=5))
+        data = page_data.PageData(report, models, daily, tokens, files, quarantine)
+        data.meta = report.meta = {"filters": {}, **meta(con)}
+        data.drains = timed("drains", catalogue.detect, con)
+        data.billing = timed("billing reconciliation", billing.reconcile, con, billing.Options())
+        data.tokens = timed("token reconciliation", tokens_rec, con, TokenOptions(top=5))
     timed("charts and HTML", render, data)
     return times
 

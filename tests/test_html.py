@@ -91,6 +91,24 @@ def test_every_section_with_the_library_figures(page: str, sample_db: Path) -> N
     assert "Okabe-Ito" in page
 
 
+@pytest.mark.parametrize("top", [15, 2])
+def test_model_mix_is_the_report_by_model(sample_db: Path, top: int) -> None:
+    """The page's plain GROUP BY gives report --by model's figures, (other) row included."""
+    data = api.html_data(sample_db, top=top)
+    report = api.report(sample_db, ["model"], None, top)
+    keys = ("group", "requests", "cost_usd", "share")
+    assert data.models == [{k: r[k] for k in keys} for r in report.rows]
+    assert len(data.models) == min(top + 1, len(api.report(sample_db, ["model"]).rows))
+
+
+def test_audit_reuses_its_results_in_the_page(sample_db: Path) -> None:
+    """audit hands the page what it computed for the terminal: the page shows those."""
+    drains = api.drains(sample_db)
+    drains.totals["waste_usd"] = Decimal("123.456")  # a marker only a passed result carries
+    html = api.html_report(sample_db, known=api.Known(drains=drains))
+    assert _exact(html, "drains-total") == Decimal("123.456")
+
+
 def test_sections_are_shown_only_with_data(sample_db: Path) -> None:
     from tokenaudit.html.page import SECTIONS as PARTS
 

@@ -346,34 +346,61 @@ if TYPE_CHECKING:
 HTML_TOP_WORKFLOWS = 8  # workflows drawn in the daily spend chart; the rest are "others"
 
 
+@dataclass
+class Known:
+    """Results a caller of ``html_data`` already has for the same data and filters."""
+
+    report: Report | None = None  # by workflow
+    drains: DrainReport | None = None
+    billing: Reconciliation | None = None  # by day, the default options
+    tokens: TokenReconciliation | None = None  # top 5
+
+
 def html_data(
     db_path: Path,
     filters: Filters | None = None,
     config: Config | None = None,
     budgets: Path | None = None,
     top: int = 15,
+    known: Known | None = None,
 ) -> PageData:
     """Everything the HTML report shows (``tokenaudit.html``), from aggregated queries and
-    the other entry points; budget states only when a ``budgets`` file is given."""
+    the library's own results, over one connection; budget states only when a ``budgets``
+    file is given. ``known`` passes results the caller already has (``audit`` computed them
+    for the terminal) over the same data and filters, so they are not computed twice."""
+    from tokenaudit import drains as catalogue
+    from tokenaudit.drains.base import Settings
     from tokenaudit.html import data as page_data
-    from tokenaudit.reconcile.billing import Options as BillingOptions
-    from tokenaudit.reconcile.tokens import Options as TokenOptions
+    from tokenaudit.reconcile import billing, tokens
 
     config = config or load_config()
     filters = filters or Filters()
-    result = report(db_path, ["workflow"], filters, top, config)
-    models = report(db_path, ["model"], filters, top, config)
+    known = known or Known()
     where, params = filters.sql()
-    with db.connect(db_path) as con:
-        daily = page_data.daily_spend(con, where, params, HTML_TOP_WORKFLOWS)
-        tokens = page_data.daily_tokens(con, where, params)
-        files, quarantine = page_data.sources(con)
-    billing_opts = BillingOptions(since=filters.since, until=filters.until)
-    token_opts = TokenOptions(since=filters.since, until=filters.until, top=5)
-    out = page_data.PageData(result, models, daily, tokens, files, quarantine)
-    out.drains = drains(db_path, filters, None, Decimal(0), config)
-    out.billing = reconcile_billing(db_path, billing_opts, config)
-    out.tokens = reconcile_tokens(db_path, token_opts, config)
+    settings = Settings.from_config(config.raw.get("drains"), str(config.path or "config"))
+    with db.connect(_existing(db_path)) as con:
+        ensure_prices(con, price_settings(config))
+        result = known.report
+        if result is None:
+            result = rollup(con, ["workflow"], filters, top)
+            result.meta = {
+                "db": str(db_path), "by": ["workflow"], "sort": "cost",
+                "filters": filters.as_dict(), **meta(con),
+            }  # fmt: skip
+        out = page_data.PageData(
+            result,
+            page_data.model_mix(con, where, params, top),
+            page_data.daily_spend(con, where, params, HTML_TOP_WORKFLOWS),
+            page_data.daily_tokens(con, where, params),
+            *page_data.sources(con),
+        )
+        out.drains = known.drains or catalogue.detect(con, where, params, settings=settings)
+        out.billing = known.billing or billing.reconcile(
+            con, billing.Options(since=filters.since, until=filters.until)
+        )
+        out.tokens = known.tokens or tokens.reconcile(
+            con, tokens.Options(since=filters.since, until=filters.until, top=5)
+        )
     if budgets is not None:
         out.forecast = forecast(db_path, None, budgets, config)
     out.meta = dict(result.meta)
@@ -386,8 +413,9 @@ def html_report(
     config: Config | None = None,
     budgets: Path | None = None,
     top: int = 15,
+    known: Known | None = None,
 ) -> str:
     """The self-contained HTML page of ``html_data``."""
     from tokenaudit.html.page import render
 
-    return render(html_data(db_path, filters, config, budgets, top))
+    return render(html_data(db_path, filters, config, budgets, top, known))

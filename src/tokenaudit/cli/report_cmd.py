@@ -195,7 +195,8 @@ def audit(
     drains = api.drains(db_path(db), None, None, Decimal(0), cfg)
     spikes = api.anomalies(db_path(db), None, cfg)
     if html is not None:
-        emit(api.html_report(db_path(db), None, cfg, None, top or 15), html)
+        known = api.Known(result if top else None, drains, rec, trec)
+        emit(api.html_report(db_path(db), None, cfg, None, top or 15, known), html)
     if fmt == Format.json:
         payload: dict[str, Any] = {
             "ingest": {"rows": [f.as_dict() for f in summary.files], "totals": summary.totals()},

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from tokenaudit.report.queries import NONE_LABEL, dim_sql
+from tokenaudit.report.queries import MONEY, NONE_LABEL, OTHER_LABEL, RATIO, dim_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -45,6 +45,11 @@ DAILY_TOKENS_SQL = """SELECT CAST(ts AS DATE) AS day, sum(input_tokens) AS uncac
     sum(cache_write_tokens + cache_write_1h_tokens) AS cache_write, sum(output_tokens) AS output
 FROM usage_events WHERE {where} GROUP BY ALL ORDER BY day"""
 
+# Requests and spend per model (the model mix needs no outcomes: a plain GROUP BY).
+MODEL_MIX_SQL = """SELECT {model} AS model, count(*) AS requests, sum(cost_usd) AS cost_usd
+FROM usage_events WHERE {where} GROUP BY ALL
+ORDER BY cost_usd DESC NULLS LAST, requests DESC, model ASC NULLS LAST"""
+
 # The files loaded, newest first, with their quarantined rows.
 FILES_SQL = """SELECT path, format, kind, records_read, rows_loaded, rows_quarantined,
     strftime(loaded_at, '%Y-%m-%d %H:%M') AS loaded_at
@@ -68,7 +73,7 @@ class Series:
 @dataclass
 class PageData:
     report: Report  # by workflow
-    models: Report  # by model
+    models: list[dict[str, Any]]  # model mix: group, requests, cost_usd, share
     daily_spend: Series
     daily_tokens: Series
     files: list[dict[str, Any]]
@@ -92,6 +97,34 @@ def _pivot(rows: list[tuple[dt.date, str, Any]], order: list[str]) -> Series:
     for day, name, value in rows:
         values[name][index[day]] += Decimal(value or 0)
     return Series(days, values)
+
+
+def model_mix(
+    con: duckdb.DuckDBPyConnection, where: str, params: list[Any], top: int
+) -> list[dict[str, Any]]:
+    """Requests, exact spend and share of spend per model, costliest first; models past
+    ``top`` fold into one ``(other)`` row, as in ``report --by model --top``."""
+    raw = con.execute(MODEL_MIX_SQL.format(model=dim_sql("model"), where=where), params)
+    rows = [(m, int(n), c) for m, n, c in raw.fetchall()]
+    if len(rows) > top:
+        rest = rows[top:]
+        priced = [c for _, _, c in rest if c is not None]
+        rows = [
+            *rows[:top],
+            (OTHER_LABEL, sum(n for _, n, _ in rest), sum(priced) if priced else None),
+        ]
+    total = sum((c for _, _, c in rows if c is not None), Decimal(0))
+    return [
+        {
+            "group": {"model": model},
+            "requests": n,
+            "cost_usd": None if cost is None else cost.quantize(MONEY),
+            "share": (cost / total).quantize(RATIO, ROUND_HALF_EVEN)
+            if cost is not None and total
+            else None,
+        }
+        for model, n, cost in rows
+    ]
 
 
 def daily_spend(con: duckdb.DuckDBPyConnection, where: str, params: list[Any], top: int) -> Series:

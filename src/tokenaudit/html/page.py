@@ -191,7 +191,7 @@ def workflows(data: PageData) -> str:
 
 
 def models(data: PageData) -> str:
-    rows = [r for r in data.models.rows if r["requests"]]
+    rows = [r for r in data.models if r["requests"]]
     if not rows:
         return ""
     chart = charts.hbars(
