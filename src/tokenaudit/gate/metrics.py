@@ -61,7 +61,7 @@ GROUP BY ALL ORDER BY ALL
 # Per (group, trace): its calls' cost and whether its outcome, counted in this group, is
 # accepted. Outcomes follow report's rule: the trace's latest mark, in the group of its call.
 TRACES_SQL = """
-WITH ev AS (
+WITH ev AS NOT MATERIALIZED (  -- each use reads only the columns it needs
     SELECT * FROM usage_events WHERE {where}
 ), marks AS (
     SELECT {trace_key} AS tkey, {dims_struct} AS last, (ts, 0, file_id, line_no) AS ord

@@ -87,7 +87,7 @@ class Filters:
 # outcomes file (or a trace export's scores) marks the last call of the trace, session or
 # request it names; the latest mark of a trace is its outcome. {dims*} are whitelisted.
 ROLLUP_SQL = """
-WITH ev AS (
+WITH ev AS NOT MATERIALIZED (  -- each use reads only the columns it needs
     SELECT * FROM usage_events WHERE {where}
 ), grouped AS (
     SELECT {dims_select},
