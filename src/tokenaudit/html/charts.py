@@ -16,8 +16,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
+from matplotlib.backends.backend_svg import RendererSVG
 from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch
+from matplotlib.path import Path
 from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.transforms import Bbox
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -71,10 +75,31 @@ def _count(value: float, _pos: object = None) -> str:
 FORMATTERS = {"usd": _usd, "count": _count}
 
 
+def _tight_box(fig: Figure) -> Bbox:
+    """The figure's tight bounding box (inches), padded as ``bbox_inches="tight"`` pads it.
+
+    ``savefig(bbox_inches="tight")`` draws the whole figure once to lay it out, then
+    again to write it. The box only needs the text and tick extents, which
+    ``get_tightbbox`` works out by itself; measured with the SVG renderer at its 72 dpi,
+    as ``print_svg`` will draw, it is the same box, so the layout does not change.
+    """
+    dpi = fig.dpi
+    fig.dpi = 72  # the SVG backend lays out in points
+    try:
+        renderer = RendererSVG(  # type: ignore[no-untyped-call]
+            fig.bbox.width, fig.bbox.height, io.StringIO()
+        )
+        box = fig.get_tightbbox(renderer)
+    finally:
+        fig.dpi = dpi
+    return box.padded(mpl.rcParams["savefig.pad_inches"])
+
+
 def _svg(fig: Figure, label: str) -> str:
     buf = io.StringIO()
     with mpl.rc_context(_RC):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        box = _tight_box(fig)
+        fig.savefig(buf, format="svg", bbox_inches=box, metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]  # drop the XML declaration and DOCTYPE: inline SVG
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
@@ -95,6 +120,26 @@ def _date_axis(fig: Figure, days: Sequence[dt.date]) -> None:
     ax.set_xlabel(f"day (UTC), {days[0].year}" if days else "day (UTC)")
 
 
+_HALF_BAR = 0.425  # bars 0.85 wide, a day apart
+
+
+def _columns(bottom: Sequence[float], top: Sequence[float]) -> Path:
+    """One compound path holding a series' bars: a closed rectangle per non-empty day.
+
+    A single patch per series draws and serialises as one SVG ``<path>``, where
+    ``Axes.bar`` makes an artist (and an SVG group) per day.
+    """
+    verts: list[tuple[float, float]] = []
+    for i, (low, high) in enumerate(zip(bottom, top, strict=True)):
+        if low != high:
+            left, right = i - _HALF_BAR, i + _HALF_BAR
+            verts += [(left, low), (right, low), (right, high), (left, high), (left, low)]
+    if not verts:
+        return Path.make_compound_path()  # empty
+    codes = [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY]
+    return Path(verts, codes * (len(verts) // 5))
+
+
 def stacked_bars(
     days: Sequence[dt.date],
     series: dict[str, list[float]],
@@ -107,10 +152,18 @@ def stacked_bars(
         fig = _figure()
         ax = fig.add_subplot()
         bottom = [0.0] * len(days)
-        x = list(range(len(days)))
+        low, high = 0.0, 0.0
         for (name, values), colour in zip(series.items(), colours(list(series)), strict=True):
-            ax.bar(x, values, bottom=bottom, label=name, color=colour, width=0.85)
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+            top = [b + v for b, v in zip(bottom, values, strict=True)]
+            bars = PathPatch(_columns(bottom, top), facecolor=colour, edgecolor="none")
+            bars.set_label(name)
+            bars.sticky_edges.y.append(0)  # as with Axes.bar: no margin below zero
+            ax.add_artist(bars)  # add_patch would walk every vertex for the data limits
+            low, high = min([low, *top]), max([high, *top])
+            bottom = top
+        if days:
+            ax.update_datalim([(-_HALF_BAR, low), (len(days) - 1 + _HALF_BAR, high)])
+            ax.autoscale_view()
         ax.set_title(title, loc="left")
         ax.set_ylabel(ylabel)
         ax.yaxis.set_major_formatter(FuncFormatter(FORMATTERS[unit]))
