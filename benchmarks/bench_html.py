@@ -25,9 +25,11 @@ from typing import Any
 
 from tokenaudit import db
 from tokenaudit import drains as catalogue
+from tokenaudit.api import price_settings
+from tokenaudit.config import load_config
 from tokenaudit.html import data as page_data
 from tokenaudit.html.page import render
-from tokenaudit.pricing import PriceSettings, ensure_prices
+from tokenaudit.pricing import ensure_prices
 from tokenaudit.reconcile import billing
 from tokenaudit.reconcile.tokens import Options as TokenOptions
 from tokenaudit.reconcile.tokens import reconcile as tokens_rec
@@ -55,7 +57,7 @@ def _parts(db_path: Path) -> dict[str, float]:
         return result
 
     with db.connect(db_path) as con:
-        timed("prices", ensure_prices, con, PriceSettings(None))
+        timed("prices", ensure_prices, con, price_settings(load_config()))
         report = timed("report by workflow", rollup, con, ["workflow"], None, 15)
         models = timed("model mix", page_data.model_mix, con, "true", [], 15)
         daily = timed("daily spend (top 8)", page_data.daily_spend, con, "true", [], 8)

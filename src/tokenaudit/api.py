@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from tokenaudit import db
 from tokenaudit.config import Config, load_config
 from tokenaudit.errors import DatabaseError
-from tokenaudit.ingest.load import FileResult
 from tokenaudit.pricing import PriceSettings, ensure_prices
 from tokenaudit.report.queries import Filters, Report, meta, rollup
 
 if TYPE_CHECKING:
     from tokenaudit.drains import DrainReport
+    from tokenaudit.ingest.load import FileResult
     from tokenaudit.reconcile.billing import Options as BillingOptions
     from tokenaudit.reconcile.billing import Reconciliation
     from tokenaudit.reconcile.tokens import Options as TokenOptions
@@ -416,6 +416,19 @@ def html_report(
     known: Known | None = None,
 ) -> str:
     """The self-contained HTML page of ``html_data``."""
+    import threading
+
+    # The plotting library takes a few hundred milliseconds to import: do it while the
+    # database works (queries release the GIL), not after.
+    warm = threading.Thread(target=_import_charts, daemon=True)
+    warm.start()
+    data = html_data(db_path, filters, config, budgets, top, known)
+    warm.join()
     from tokenaudit.html.page import render
 
-    return render(html_data(db_path, filters, config, budgets, top, known))
+    return render(data)
+
+
+def _import_charts() -> None:
+    import matplotlib.backends.backend_svg
+    import matplotlib.figure  # noqa: F401
