@@ -194,6 +194,79 @@ def test_changing_price_files_reprices_stored_calls(tmp_path: Path) -> None:
         assert c.execute("SELECT cost_usd FROM usage_events").fetchall()[0][0] == Decimal("0.3")
 
 
+prices_per_million = st.decimals(
+    min_value=Decimal(0), max_value=Decimal(200), places=9, allow_nan=False, allow_infinity=False
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.tuples(prices_per_million, prices_per_million, prices_per_million),
+    st.tuples(prices_per_million, prices_per_million, prices_per_million),
+    st.lists(
+        st.tuples(
+            st.dates(dt.date(2026, 10, 25), dt.date(2026, 11, 10)),
+            st.integers(0, 3_000_000),
+            st.integers(0, 100_000),
+            st.integers(0, 50_000),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_streamed_cost_equals_the_joined_price(
+    before: tuple[Decimal, Decimal, Decimal],
+    after: tuple[Decimal, Decimal, Decimal],
+    calls: list[tuple[dt.date, int, int, int]],
+) -> None:
+    """A file priced as it streams in (constants per price row, per-token prices when every
+    price per million has at most 6 decimals) gets the exact cost a join to ``prices`` gives,
+    across a price change and whatever the prices' decimals."""
+    from tokenaudit.pricing import cost_sql, price_join
+
+    rows = []
+    for start, (inp, read, out) in (("2026-10-01", before), ("2026-11-01", after)):
+        rows.append(
+            f'[[price]]\nmodel = "acme-*"\nprovider = "acme"\neffective_from = "{start}"\n'
+            f'input_mtok = "{inp}"\ncache_read_mtok = "{read}"\noutput_mtok = "{out}"\n'
+        )
+    with tempfile.TemporaryDirectory() as tmp, db.connect(":memory:") as con:
+        folder = Path(tmp) / "pricing"
+        folder.mkdir()
+        (folder / "acme.toml").write_text("\n".join(rows))
+        path = Path(tmp) / "e.jsonl"
+        path.write_text(
+            "".join(
+                _event(
+                    "acme",
+                    "acme-large",
+                    day,
+                    i,
+                    {"input_tokens": n, "cache_read_tokens": r, "output_tokens": o},
+                )
+                + "\n"
+                for i, (day, n, r, o) in enumerate(calls)
+            )
+        )
+        load(con, path, pricing=folder)
+        pairs = con.execute(
+            f"SELECT s.cost_usd, {cost_sql('s')} FROM usage_events s {price_join('s')}"
+        ).fetchall()
+    assert len(pairs) == len(calls)
+    assert all(streamed is not None and streamed == joined for streamed, joined in pairs)
+
+
+def test_prices_per_token_only_when_exact() -> None:
+    from tokenaudit.pricing.lookup import PriceMap
+
+    row = ("openai", "m", "standard", 1, "m", dt.date(2026, 1, 1), None, -1, None)
+    six = PriceMap(((*row, Decimal("0.150000"), None, None, None, Decimal("0.6"), None),))
+    seven = PriceMap(((*row, Decimal("0.1500001"), None, None, None, Decimal("0.6"), None),))
+    assert six.per_token and "input_tok" in six.lookup_sql("s", "1")
+    assert not seven.per_token and "input_mtok" in seven.lookup_sql("s", "1")
+    assert "0.00000015::DECIMAL(38,12)" in six.lookup_sql("s", "1")  # never an exponent
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

@@ -22,7 +22,7 @@ from tokenaudit.pricing import (
     price_join,
     resolve_pairs,
 )
-from tokenaudit.pricing.lookup import lookup_sql, price_map_sql
+from tokenaudit.pricing.lookup import PriceMap, price_map
 
 if TYPE_CHECKING:
     import duckdb
@@ -99,13 +99,14 @@ _MOVE_DUPS_SQL = (
     "DROP TABLE _dups",
 )
 
-# Calls are priced as they go in, from a constant map of their models' prices
+# Calls are priced as they go in, from constants of their models' prices
 # (pricing.lookup): a join would lose the file order the ordered attempt relies on.
 _INSERT_EVENTS_SQL = """INSERT INTO usage_events ({names})
 SELECT $file_id AS file_id, s.line_no, $source AS source, {cols_a},
     s.p.model_id AS model_id, {cols_b}, {cost} AS cost_usd, s.p.price_id AS price_id, s.tags
     {cols_c}
-FROM (SELECT s.*, {lookup} AS p FROM ({relation}) s WHERE s.reason IS NULL) s"""
+FROM (SELECT s.*, {lookup} AS p FROM (
+    SELECT s.*, {key} AS pk FROM ({relation}) s WHERE s.reason IS NULL) s) s"""
 
 _INSERT_QUARANTINE_SQL = """INSERT INTO quarantine
 SELECT $file_id, line_no, reason FROM ({relation}) WHERE reason IS NOT NULL"""
@@ -135,7 +136,7 @@ _FILE_COUNTS_SQL = """SELECT (SELECT count(*) FROM usage_events WHERE file_id = 
     (SELECT count(*) FROM quarantine WHERE file_id = $file_id)"""
 
 
-def _insert_events_sql(relation: str, price_map: str, local: bool = True) -> str:
+def _insert_events_sql(relation: str, prices: PriceMap, local: bool = True) -> str:
     """``local``: the relation has the LOCAL_COLUMNS (else they are left NULL)."""
     names = list(USAGE_STAGE_NAMES)
     tail = names[names.index("tags") + 1 :]  # columns added by later migrations
@@ -161,8 +162,9 @@ def _insert_events_sql(relation: str, price_map: str, local: bool = True) -> str
                 *(tail if local else []),
             )
         ),
-        cost=cost_sql("s"),
-        lookup=lookup_sql(price_map, "s", TOTAL_INPUT_SQL.format(s="s")),
+        cost=prices.cost_sql("s"),
+        key=prices.key_sql("s"),
+        lookup=prices.lookup_sql("s", TOTAL_INPUT_SQL.format(s="s")),
         relation=relation,
     )
 
@@ -258,7 +260,7 @@ def load_file(
         import duckdb
 
         pairs = _pairs(con, streamed.models_sql, streamed.params)
-        price_map = _price_map(con, prices, pairs)
+        pmap = _price_map(con, prices, pairs)
         for relation, ordered in streamed.attempts():
             con.execute("BEGIN TRANSACTION")
             try:
@@ -266,7 +268,7 @@ def load_file(
                     con,
                     src,
                     ingester,
-                    (relation, ordered, price_map, pairs),
+                    (relation, ordered, pmap, pairs),
                     streamed,
                     prices,
                     mapping,
@@ -290,10 +292,8 @@ def load_file(
     try:
         staged = Streamed(_STAGED, {}, read)
         pairs = _pairs(con, _STAGE_PAIRS_SQL, {})
-        price_map = _price_map(con, prices, pairs)
-        result = _load(
-            con, src, ingester, (_STAGED, False, price_map, pairs), staged, prices, mapping
-        )
+        pmap = _price_map(con, prices, pairs)
+        result = _load(con, src, ingester, (_STAGED, False, pmap, pairs), staged, prices, mapping)
         result = _with_outcomes(con, result)
         con.execute("COMMIT")
     except BaseException:
@@ -341,10 +341,10 @@ def _pairs(
 
 def _price_map(
     con: duckdb.DuckDBPyConnection, prices: PriceSettings, pairs: set[tuple[str, str]]
-) -> str:
-    """Resolve ``pairs`` (new ones only) and return their prices as a MAP literal."""
+) -> PriceMap:
+    """Resolve ``pairs`` (new ones only) and return their price rows."""
     resolve_pairs(con, prices, sorted(pairs))
-    return price_map_sql(con, sorted(pairs))
+    return price_map(con, sorted(pairs))
 
 
 def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -356,7 +356,7 @@ def _load(
     con: duckdb.DuckDBPyConnection,
     src: Source,
     ingester: Ingester,
-    attempt: tuple[str, bool, str, set[tuple[str, str]]],
+    attempt: tuple[str, bool, PriceMap, set[tuple[str, str]]],
     s: Streamed,
     prices: PriceSettings,
     mapping: dict[str, Any],
@@ -367,11 +367,11 @@ def _load(
     the relation's rows come in file order with line_no 0; it must then account for
     every record with no reject, since rejects would break the numbering.
     """
-    relation, ordered, price_map, mapped = attempt
+    relation, ordered, pmap, mapped = attempt
     file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchall()[0][0])
     ids = {"file_id": file_id}
     params = {**s.params, **ids, "source": ingester.name}
-    insert = _insert_events_sql(relation, price_map, local=s.local)
+    insert = _insert_events_sql(relation, pmap, local=s.local)
     loaded = con.execute(insert, _bind(insert, params)).fetchall()[0][0]
     records = s.records if s.records is not None else src.line_count  # hashed meanwhile
     quarantined = 0

@@ -43,33 +43,47 @@ def _term(tokens: str, price: str) -> str:
     return f"(CASE WHEN {tokens} = 0 THEN 0 ELSE {tokens} * {price} END)"
 
 
+def _cost(price: str, scale: str) -> str:
+    """Exact cost in USD of a call ``{s}`` at the price row ``p``: the sum of its tokens times
+    ``price`` (a format string over the field names), scaled by ``scale``."""
+    return (
+        "CASE WHEN p.price_id IS NULL THEN NULL ELSE CAST(("
+        + " + ".join(
+            [
+                _term("{s}.input_tokens", price.format("input")),
+                _term("{s}.cache_read_tokens", f"coalesce({price.format('cache_read')}, "
+                      f"{price.format('input')})"),
+                _term("{s}.cache_write_tokens", f"coalesce({price.format('cache_write')}, "
+                      f"{price.format('input')})"),
+                _term(
+                    "{s}.cache_write_1h_tokens",
+                    f"coalesce({price.format('cache_write_1h')}, {price.format('cache_write')}, "
+                    f"{price.format('input')})",
+                ),
+                _term("({s}.output_tokens - {s}.reasoning_tokens)", price.format("output")),
+                _term("{s}.reasoning_tokens", f"coalesce({price.format('reasoning')}, "
+                      f"{price.format('output')})"),
+            ]
+        )
+        + f"){scale} AS DECIMAL(38,12)) END"
+    )  # fmt: skip
+
+
 # Exact cost in USD: sum of tokens x price per million, scaled without a division
 # (DuckDB's DECIMAL division returns DOUBLE).
-COST_SQL = (
-    "CASE WHEN p.price_id IS NULL THEN NULL ELSE CAST(("
-    + " + ".join(
-        [
-            _term("{s}.input_tokens", "p.input_mtok"),
-            _term("{s}.cache_read_tokens", "coalesce(p.cache_read_mtok, p.input_mtok)"),
-            _term("{s}.cache_write_tokens", "coalesce(p.cache_write_mtok, p.input_mtok)"),
-            _term(
-                "{s}.cache_write_1h_tokens",
-                "coalesce(p.cache_write_1h_mtok, p.cache_write_mtok, p.input_mtok)",
-            ),
-            _term("({s}.output_tokens - {s}.reasoning_tokens)", "p.output_mtok"),
-            _term("{s}.reasoning_tokens", "coalesce(p.reasoning_mtok, p.output_mtok)"),
-        ]
-    )
-    + ") * 0.000001 AS DECIMAL(38,12)) END"
-)
+COST_SQL = _cost("p.{}_mtok", " * 0.000001")
+# The same from prices per token (``p.<category>_tok``), where every price per million has at
+# most 6 decimals so its price per token is exact at the 12 decimals of a cost: no rescaling
+# (a DECIMAL(38) rescale is a 128-bit division per call, most of the cost of pricing).
+COST_PER_TOKEN_SQL = _cost("p.{}_tok", "")
 
 
 def price_join(alias: str) -> str:
     return PRICE_JOIN_SQL.format(s=alias, total=TOTAL_INPUT_SQL.format(s=alias))
 
 
-def cost_sql(alias: str) -> str:
-    return COST_SQL.format(s=alias)
+def cost_sql(alias: str, per_token: bool = False) -> str:
+    return (COST_PER_TOKEN_SQL if per_token else COST_SQL).format(s=alias)
 
 
 @dataclass(frozen=True)
