@@ -4,8 +4,8 @@ A join against ``prices`` would reorder the rows of a streaming insert (DuckDB's
 hash join does not keep insertion order), and the fast native load numbers lines
 by insertion order. So the prices of the models a file is expected to use go
 into the statement as constants: a ``MAP`` from (provider, model, tier) to a small
-key number, a ``CASE`` that picks the price row whose key, day and input size the
-call falls in, and the list of those rows, indexed by it. The picked struct has
+key number, then a ``CASE`` that gives the price row (a constant struct) whose key,
+day and input size the call falls in. The struct has
 ``price_id``, ``model_id`` and the prices ``cost_sql`` reads from ``p``: per token
 when every price per million has at most 6 decimals (then exact at a cost's 12
 decimals, and the cost needs no 128-bit rescale per call), else per million.
@@ -112,7 +112,7 @@ class PriceMap:
             return "NULL"
         keys = self._keys()
         branches = []
-        for i, r in enumerate(self.rows, start=1):
+        for r in self.rows:
             start, end, above, upto = r[5:9]
             cond = [f"{alias}.pk = {keys[_SEP.join((r[0], r[1], r[2]))]}"]
             if start is not None:
@@ -123,9 +123,8 @@ class PriceMap:
                 cond.append(f"{total} > {above}")
             if upto is not None:
                 cond.append(f"{total} <= {upto}")
-            branches.append(f"WHEN {' AND '.join(cond)} THEN {i}")
-        rows = "[" + ", ".join(self._struct(r) for r in self.rows) + "]"
-        return f"{rows}[CASE {' '.join(branches)} END]"
+            branches.append(f"WHEN {' AND '.join(cond)} THEN {self._struct(r)}")
+        return f"CASE {' '.join(branches)} END"
 
     def cost_sql(self, alias: str) -> str:
         """The exact cost of the call ``alias`` at the price row ``p`` its lookup picked."""
