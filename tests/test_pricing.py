@@ -256,6 +256,46 @@ def test_streamed_cost_equals_the_joined_price(
     assert all(streamed is not None and streamed == joined for streamed, joined in pairs)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(CASES),
+            st.sampled_from([None, "standard", "batch", "priority", "flex", "Batch"]),
+            st.dates(dt.date(2025, 6, 1), dt.date(2026, 11, 20)),
+            st.sampled_from([0, 1, 199_999, 200_000, 200_001, 272_000, 272_001, 1_000_000]),
+            st.integers(0, 50_000),
+        ),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_streamed_catalogue_prices_equal_the_join(
+    calls: list[tuple[tuple[str, str], str | None, dt.date, int, int]],
+) -> None:
+    """Service tiers, input-size tiers and dated catalogue rows: the row a call streams in
+    with is the row the join to ``prices`` picks, and so is its cost."""
+    from tokenaudit.pricing import cost_sql, price_join
+
+    lines = []
+    for i, ((provider, model), tier, day, n, out) in enumerate(calls):
+        extra = {"service_tier": tier} if tier else {}
+        event = json.loads(
+            _event(provider, model, day, i, {"input_tokens": n, "output_tokens": out})
+        )
+        lines.append(json.dumps({**event, **extra}))
+    with tempfile.TemporaryDirectory() as tmp, db.connect(":memory:") as con:
+        path = Path(tmp) / "e.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        load(con, path)
+        rows = con.execute(
+            f"SELECT s.price_id, p.price_id, s.cost_usd, {cost_sql('s')} "
+            f"FROM usage_events s {price_join('s')}"
+        ).fetchall()
+    assert len(rows) == len(calls)
+    assert all(a == b and c == d for a, b, c, d in rows)
+
+
 def test_prices_per_token_only_when_exact() -> None:
     from tokenaudit.pricing.lookup import PriceMap
 
