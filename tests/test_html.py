@@ -101,6 +101,28 @@ def test_model_mix_is_the_report_by_model(sample_db: Path, top: int) -> None:
     assert len(data.models) == min(top + 1, len(api.report(sample_db, ["model"]).rows))
 
 
+def test_filters_narrow_every_section_but_billing(sample_db: Path) -> None:
+    """--where and --since narrow the page as they narrow report and drains."""
+    import datetime as dt
+
+    from tokenaudit.report.queries import Filters
+
+    flt = Filters(since=dt.date(2026, 10, 10), where=(("workflow", "code-review"),))
+    data = api.html_data(sample_db, flt)
+    report = api.report(sample_db, ["workflow"], flt, 15)
+    assert data.report.totals == report.totals
+    assert [r["group"] for r in data.report.rows] == [{"workflow": "code-review"}]
+    assert sum(r["requests"] for r in data.models) == report.totals["requests"]
+    assert sum(r["cost_usd"] for r in data.models) == report.totals["cost_usd"]
+    assert list(data.daily_spend.values) == ["code-review"]
+    assert data.daily_spend.days[0] >= dt.date(2026, 10, 10)
+    drains = api.drains(sample_db, flt)
+    assert data.drains is not None and data.drains.totals == drains.totals
+    assert all(f.group.get("workflow") == "code-review" for f in data.drains.findings)
+    everything = api.html_data(sample_db)
+    assert data.drains.totals["waste_usd"] < everything.drains.totals["waste_usd"]  # type: ignore[union-attr]
+
+
 def test_audit_reuses_its_results_in_the_page(sample_db: Path) -> None:
     """audit hands the page what it computed for the terminal: the page shows those."""
     drains = api.drains(sample_db)
