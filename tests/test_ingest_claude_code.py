@@ -17,12 +17,8 @@ from tests.conftest import DATA, SAMPLES, load, quarantine_rows, usage_rows
 from tokenaudit import db
 from tokenaudit.ingest import BY_NAME
 from tokenaudit.ingest.base import StageContext
-from tokenaudit.ingest.claude_code import (
-    INGESTER,
-    place_of,
-    sniff_claude,
-    workflow_of,
-)
+from tokenaudit.ingest.claude_code import INGESTER
+from tokenaudit.ingest.claude_code_places import place_of, sniff_claude, workflow_of
 from tokenaudit.ingest.source import open_source, walk
 from tokenaudit.pricing import PriceSettings
 

@@ -41,7 +41,7 @@ import re
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from tokenaudit.ingest.claude_code import split_lines, sql_text, text_lines
+from tokenaudit.ingest.claude_code_sql import split_lines, sql_text, text_lines
 from tokenaudit.model import NO_LOCAL_SQL, USAGE_STAGE_NAMES, q, stage_ddl
 
 if TYPE_CHECKING:
