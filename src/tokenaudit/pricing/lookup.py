@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.pricing import cost_sql
@@ -63,7 +64,7 @@ class PriceMap:
     rows: tuple[tuple[Any, ...], ...]  # provider, model, tier, price_id, model_id, from, to,
     # input_above, input_upto, then the prices per million (FIELDS)
 
-    @property
+    @cached_property
     def per_token(self) -> bool:
         """Every price is exact per token at 12 decimals (at most 6 per million)."""
         return all(
