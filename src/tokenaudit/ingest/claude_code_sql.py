@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from tokenaudit.ingest.source import arrow_lines, line_blocks
 from tokenaudit.model import NO_LOCAL_SQL, USAGE_STAGE_NAMES, q
 
 if TYPE_CHECKING:
@@ -50,8 +51,6 @@ def struct_literal(struct: dict[str, Any]) -> str:
 
 # --- reading lines --------------------------------------------------------------------------
 
-ARROW_BLOCK = 64 << 20
-
 
 def text_lines(files: str, condition: str) -> str:
     """The lines of ``files`` (a SQL expression: a path or a list) meeting ``condition``.
@@ -74,44 +73,25 @@ def split_lines(con: duckdb.DuckDBPyConnection, src: Source, table: str, keep: s
 
     ``bad`` is 'invalid UTF-8' for a line that does not decode (its text is then NULL).
     """
-    import pyarrow as pa
-
     needle = keep.encode()
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (line_no BIGINT, line VARCHAR, bad VARCHAR)")
-    tail = b""
-    line_no = 0
-    with open(src.data_path, "rb") as f:
-        while True:
-            block = f.read(ARROW_BLOCK)
-            if block:
-                parts = (tail + block).split(b"\n")
-                tail = parts.pop()
-            else:
-                parts = [tail] if tail else []
-            kept = [
-                (line_no + i, p[:-1] if p.endswith(b"\r") else p)
-                for i, p in enumerate(parts, start=1)
-                if needle in p
-            ]
-            line_no += len(parts)
-            if kept:
-                arrow = pa.table(
-                    {
-                        "line_no": pa.array([n for n, _ in kept], pa.int64()),
-                        "raw": pa.array([p for _, p in kept], pa.binary()),
-                    }
-                )
-                con.register("_split_raw", arrow)
-                try:
-                    con.execute(
-                        f"INSERT INTO {table} SELECT line_no, line, CASE WHEN line IS NULL "
-                        "THEN 'invalid UTF-8' END FROM (SELECT line_no, try(decode(raw)) AS line "
-                        "FROM _split_raw)"
-                    )
-                finally:
-                    con.unregister("_split_raw")
-            if not block:
-                break
+    for first, lines in line_blocks(src.data_path):
+        kept = [
+            (first + i, p[:-1] if p.endswith(b"\r") else p)
+            for i, p in enumerate(lines)
+            if needle in p
+        ]
+        if not kept:
+            continue
+        con.register("_split_raw", arrow_lines([n for n, _ in kept], [p for _, p in kept]))
+        try:
+            con.execute(
+                f"INSERT INTO {table} SELECT line_no, line, CASE WHEN line IS NULL "
+                "THEN 'invalid UTF-8' END FROM (SELECT line_no, try(decode(raw)) AS line "
+                "FROM _split_raw)"
+            )
+        finally:
+            con.unregister("_split_raw")
 
 
 # --- from lines to call rows ----------------------------------------------------------------

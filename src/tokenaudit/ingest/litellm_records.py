@@ -40,6 +40,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from tokenaudit.ingest.source import arrow_lines, line_blocks
 from tokenaudit.model import LOCAL_COLUMNS
 from tokenaudit.tokens.count import apply as apply_counts
 from tokenaudit.tokens.prompt import MESSAGE, Prompt, from_messages, from_request
@@ -89,7 +90,6 @@ _CANONICAL = {c.lower(): c for c in COLUMNS}
 REQUIRED = frozenset({"request_id", "call_type", "spend", "starttime"})
 
 MAX_LINE = 16 << 20
-BLOCK = 64 << 20
 FIELD_LIMIT = 1 << 30
 BATCH = 20_000
 _BAD_UTF8 = re.compile("[\udc80-\udcff]")
@@ -235,44 +235,18 @@ def _skip_ws(text: str, pos: int) -> int:
 
 def stage_lines(con: duckdb.DuckDBPyConnection, src: Source) -> None:
     """JSON lines: split in Python in large blocks (C-level), decode and parse in DuckDB."""
-    import pyarrow as pa
-
     insert = f"""INSERT INTO {TABLE} SELECT line_no, CASE
             WHEN octet_length(raw) > {MAX_LINE} THEN 'line longer than 16 MiB'
             WHEN doc IS NULL THEN 'invalid UTF-8' END, doc
         FROM (SELECT line_no, raw, CASE WHEN octet_length(raw) <= {MAX_LINE}
                   THEN try(decode(raw)) END AS doc FROM _litellm_lines)
         WHERE doc IS NULL OR trim(doc, ' \t\r') <> ''"""
-    tail = b""
-    line_no = 0
-    with open(src.data_path, "rb") as f:
-        first = True
-        while True:
-            block = f.read(BLOCK)
-            if first and block.startswith(b"\xef\xbb\xbf"):
-                block = block[3:]
-            first = False
-            if block:
-                parts = (tail + block).split(b"\n")
-                tail = parts.pop()
-            else:
-                parts = [tail] if tail else []
-            if parts:
-                n = len(parts)
-                table = pa.table(
-                    {
-                        "line_no": pa.array(range(line_no + 1, line_no + n + 1), pa.int64()),
-                        "raw": pa.array(parts, pa.binary()),
-                    }
-                )
-                line_no += n
-                con.register("_litellm_lines", table)
-                try:
-                    con.execute(insert)
-                finally:
-                    con.unregister("_litellm_lines")
-            if not block:
-                break
+    for first, lines in line_blocks(src.data_path, strip_bom=True):
+        con.register("_litellm_lines", arrow_lines(range(first, first + len(lines)), lines))
+        try:
+            con.execute(insert)
+        finally:
+            con.unregister("_litellm_lines")
 
 
 def _stage_document(con: duckdb.DuckDBPyConnection, text: str) -> bool:

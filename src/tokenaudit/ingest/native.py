@@ -27,6 +27,7 @@ import re
 from typing import TYPE_CHECKING
 
 from tokenaudit.ingest.base import KEY_HASH_SQL, StageContext, Streamed
+from tokenaudit.ingest.source import arrow_lines, line_blocks
 from tokenaudit.model import NO_LOCAL_SQL, q, stage_ddl
 
 if TYPE_CHECKING:
@@ -377,7 +378,6 @@ _MODELS_SQL = """SELECT DISTINCT coalesce(lower(provider), ''), model FROM (
     LIMIT 20480)
 WHERE model IS NOT NULL AND model <> ''"""
 
-ARROW_BLOCK = 64 << 20
 MAX_LINE = 16 << 20
 
 
@@ -439,8 +439,6 @@ class NativeIngester:
 
     def _stage_exact(self, con: duckdb.DuckDBPyConnection, src: Source, ctx: StageContext) -> None:
         """Split lines in Python (C-level, in large blocks) and parse them in DuckDB."""
-        import pyarrow as pa
-
         select = stage_select(
             f"""(SELECT line_no, line, CASE
                 WHEN octet_length(raw) > {MAX_LINE} THEN 'line longer than 16 MiB'
@@ -448,38 +446,18 @@ class NativeIngester:
             FROM (SELECT line_no, raw, CASE WHEN octet_length(raw) <= {MAX_LINE}
                   THEN try(decode(raw)) END AS line FROM _lines))"""
         )
-        tail = b""
-        line_no = 0
-        with open(src.data_path, "rb") as f:
-            while True:
-                block = f.read(ARROW_BLOCK)
-                if block:
-                    parts = (tail + block).split(b"\n")
-                    tail = parts.pop()
-                else:
-                    parts = [tail] if tail else []
-                if parts:
-                    n = len(parts)
-                    table = pa.table(
-                        {
-                            "line_no": pa.array(range(line_no + 1, line_no + n + 1), pa.int64()),
-                            "raw": pa.array(parts, pa.binary()),
-                        }
-                    )
-                    line_no += n
-                    con.register("_lines_raw", table)
-                    try:
-                        con.execute(
-                            "CREATE OR REPLACE TEMP VIEW _lines AS SELECT line_no, "
-                            "CASE WHEN raw[-1:] = '\\x0D'::BLOB THEN raw[:-2] ELSE raw END AS raw "
-                            "FROM _lines_raw"
-                        )
-                        con.execute(f"INSERT INTO stage {select}", {"secret": ctx.secret})
-                    finally:
-                        con.execute("DROP VIEW IF EXISTS _lines")
-                        con.unregister("_lines_raw")
-                if not block:
-                    break
+        for first, lines in line_blocks(src.data_path):
+            con.register("_lines_raw", arrow_lines(range(first, first + len(lines)), lines))
+            try:
+                con.execute(
+                    "CREATE OR REPLACE TEMP VIEW _lines AS SELECT line_no, "
+                    "CASE WHEN raw[-1:] = '\\x0D'::BLOB THEN raw[:-2] ELSE raw END AS raw "
+                    "FROM _lines_raw"
+                )
+                con.execute(f"INSERT INTO stage {select}", {"secret": ctx.secret})
+            finally:
+                con.execute("DROP VIEW IF EXISTS _lines")
+                con.unregister("_lines_raw")
 
 
 INGESTER = NativeIngester()

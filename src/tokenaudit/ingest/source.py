@@ -15,14 +15,20 @@ import os
 import stat
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenaudit.errors import InputError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 BLOCK = 8 << 20
+LINE_BLOCK = 64 << 20  # bytes per block when a file is split into lines in Python
+BOM = b"\xef\xbb\xbf"
 HEAD_BYTES = 256 << 10
 QUICK_BYTES = 1 << 20
 MAX_DECOMPRESSED = 8 << 30  # a decompressed-size cap against gzip bombs
@@ -195,3 +201,38 @@ def iter_lines(src: Source) -> Iterator[tuple[int, bytes]]:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]
             yield n, raw
+
+
+def line_blocks(path: Path, strip_bom: bool = False) -> Iterator[tuple[int, list[bytes]]]:
+    """A file's lines, split at ``\\n`` in large blocks by C-level byte operations: pairs of
+    (the number of the block's first line, its lines). A last line without a newline is
+    included; a carriage return before the newline is left on the line."""
+    tail = b""
+    line_no = 0
+    with open(path, "rb") as f:
+        block = f.read(LINE_BLOCK)
+        if strip_bom:
+            while len(block) < len(BOM) and (more := f.read(LINE_BLOCK)):
+                block += more  # the whole mark, however small the blocks
+            if block.startswith(BOM):
+                block = block[len(BOM) :] or f.read(LINE_BLOCK)  # empty only at the end
+        while True:
+            if block:
+                parts = (tail + block).split(b"\n")
+                tail = parts.pop()
+            else:
+                parts = [tail] if tail else []
+            if parts:
+                yield line_no + 1, parts
+                line_no += len(parts)
+            if not block:
+                return
+            block = f.read(LINE_BLOCK)
+
+
+def arrow_lines(line_nos: Sequence[int], lines: Sequence[bytes]) -> pa.Table:
+    """Lines and their numbers as an Arrow table (line_no BIGINT, raw BLOB) for DuckDB."""
+    import pyarrow as pa
+
+    numbers, raw = pa.array(line_nos, pa.int64()), pa.array(lines, pa.binary())
+    return pa.table({"line_no": numbers, "raw": raw})
