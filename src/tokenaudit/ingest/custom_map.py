@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import ConfigError, InputError
 from tokenaudit.ingest import gateways_sql as g
-from tokenaudit.ingest import litellm_records
+from tokenaudit.ingest import litellm_records, tabular
 from tokenaudit.ingest.gateways import stage_json_lines
 from tokenaudit.model import stage_ddl
 
@@ -424,7 +424,7 @@ def _exact_csv(
                     rows.append((line_no, "invalid UTF-8", empty))
                 else:
                     rows.append((line_no, None, list(row)))
-                if len(rows) >= litellm_records.BATCH:
+                if len(rows) >= tabular.BATCH:
                     flush()
     finally:
         csv.field_size_limit(old)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import InputError
 from tokenaudit.ingest import gateways_sql as g
-from tokenaudit.ingest import litellm_records
+from tokenaudit.ingest import litellm_records, tabular
 from tokenaudit.ingest.source import HEAD_BYTES
 from tokenaudit.ingest.tabular import csv_header, stage_csv
 from tokenaudit.model import stage_ddl
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 ROWS = litellm_records.TABLE  # (line_no, bad, doc): one row per record
 _CSV_ROWS = "_gateway_csv_rows"
-MAX_LINE = litellm_records.MAX_LINE
+MAX_LINE = tabular.MAX_LINE
 ENVELOPE_KEYS = ("result", "data")  # Cloudflare's REST answer, Helicone's API answer
 _WS = re.compile(r"[ \t\n\r]*")
 
@@ -207,8 +207,8 @@ def stage_json(con: duckdb.DuckDBPyConnection, src: Source) -> None:
     if len({line for line, _, _ in rows}) < len(rows):
         # Several records on one line (minified pages): number records by their ordinal.
         rows = [(i, bad, doc) for i, (_, bad, doc) in enumerate(rows, start=1)]
-    for start in range(0, len(rows), litellm_records.BATCH):
-        litellm_records.insert_rows(con, rows[start : start + litellm_records.BATCH])
+    for start in range(0, len(rows), tabular.BATCH):
+        litellm_records.insert_rows(con, rows[start : start + tabular.BATCH])
 
 
 def stage_csv_rows(

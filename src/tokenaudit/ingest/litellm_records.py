@@ -41,6 +41,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.ingest.source import arrow_lines, line_blocks
+from tokenaudit.ingest.tabular import BAD_UTF8, BATCH, FIELD_LIMIT, MAX_LINE, csv_header
 from tokenaudit.model import LOCAL_COLUMNS
 from tokenaudit.tokens.count import apply as apply_counts
 from tokenaudit.tokens.prompt import MESSAGE, Prompt, from_messages, from_request
@@ -89,25 +90,9 @@ COLUMNS = (
 _CANONICAL = {c.lower(): c for c in COLUMNS}
 REQUIRED = frozenset({"request_id", "call_type", "spend", "starttime"})
 
-MAX_LINE = 16 << 20
-FIELD_LIMIT = 1 << 30
-BATCH = 20_000
-_BAD_UTF8 = re.compile("[\udc80-\udcff]")
-
-
-def header(head: bytes) -> list[str] | None:
-    """The names in the first line of ``head``, or None when it is not a CSV header."""
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first = text.split("\n", 1)[0].rstrip("\r")
-    try:
-        names = next(csv.reader([first]))
-    except (csv.Error, StopIteration):
-        return None
-    return [n.strip() for n in names]
-
 
 def looks_like_spend_logs(head: bytes) -> bool:
-    names = header(head)
+    names = csv_header(head)
     return names is not None and {n.lower() for n in names} >= REQUIRED
 
 
@@ -115,7 +100,7 @@ def stage_rows(con: duckdb.DuckDBPyConnection, src: Source) -> str:
     """Fill the TEMP table ``TABLE`` (line_no, bad, doc) from the CSV; return its name."""
     import duckdb
 
-    names = header(src.head)
+    names = csv_header(src.head)
     if names and len({n.lower() for n in names}) == len(names):
         try:
             if _fast(con, src, names):
@@ -196,7 +181,7 @@ def _record(line_no: int, row: list[str], keys: list[str | None]) -> Row:
     for key, value in zip(keys, row, strict=True):
         if key is not None and key not in doc:
             doc[key] = value if value != "" else None
-    if _BAD_UTF8.search("".join(v for v in doc.values() if v)):
+    if BAD_UTF8.search("".join(v for v in doc.values() if v)):
         return line_no, "invalid UTF-8", None  # in a column that is read (others are ignored)
     return line_no, None, json.dumps(doc, ensure_ascii=False)
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from tokenaudit.errors import InputError
 from tokenaudit.ingest.base import KEY_HASH_SQL, SECRET_RE
+from tokenaudit.ingest.tabular import BAD_UTF8, BATCH, MAX_LINE, csv_header
 
 if TYPE_CHECKING:
     import duckdb
@@ -92,20 +93,11 @@ ENDPOINTS = (
 # Export file names: completions_usage_2026-04-01_2026-04-30.csv, cost_....csv
 _FILE_ENDPOINT = re.compile(r"^([a-z_]+?)_usage_", re.IGNORECASE)
 
-MAX_LINE = 16 << 20
-BATCH = 20_000
-_BAD_UTF8 = re.compile("[\udc80-\udcff]")
-
 
 def header(head: bytes) -> list[str] | None:
     """The lower-cased names of the first line of ``head``, or None when it is not a header."""
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first = text.split("\n", 1)[0].rstrip("\r")
-    try:
-        names = next(csv.reader([first]))
-    except (csv.Error, StopIteration):
-        return None
-    return [n.strip().lower() for n in names]
+    names = csv_header(head)
+    return None if names is None else [n.lower() for n in names]
 
 
 def csv_kind(src: Source, *, loose: bool = False) -> str | None:
@@ -238,7 +230,7 @@ def _record(
     for name, i in index.items():
         if name in FIELDS:
             value = fields[i].strip()
-            if _BAD_UTF8.search(value):
+            if BAD_UTF8.search(value):
                 return _bad(line_no, f"invalid UTF-8 in {name}", endpoint)
             row[name] = value or None
     return row

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 MAX_LINE = 16 << 20
 BATCH = 20_000
 FIELD_LIMIT = 1 << 30
-_BAD_UTF8 = re.compile("[\udc80-\udcff]")
+BAD_UTF8 = re.compile("[\udc80-\udcff]")
 
 
 # --- reading CSV and Parquet into a table of text columns ---------------------------------
@@ -175,7 +175,7 @@ def _exact_row(
     if len(row) != width:
         return (line_no, f"expected {width} fields, found {len(row)}", *empty)
     values = [row[pos[n]] if n in pos else None for n in names]
-    if any(v is not None and _BAD_UTF8.search(v) for v in values):
+    if any(v is not None and BAD_UTF8.search(v) for v in values):
         return (line_no, "invalid UTF-8", *empty)
     return (line_no, None, *[v if v != "" else None for v in values])
 
