@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from tests.conftest import DATA, SHARED, load, quarantine_rows
 from tokenaudit.errors import InputError
 from tokenaudit.ingest import detect
-from tokenaudit.ingest.focus import (
-    INGESTER,
+from tokenaudit.ingest.focus import INGESTER
+from tokenaudit.ingest.focus_items import (
     Item,
     azure_meter,
     bedrock_usage_type,
