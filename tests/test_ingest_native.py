@@ -68,6 +68,19 @@ def test_crlf_and_blank_lines_keep_line_numbers(
     ]
 
 
+@pytest.mark.parametrize("first", ["INF", "NaN", "1e999", "[1, 2]", '"text"'])
+def test_a_first_line_that_is_not_an_object_is_quarantined(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, first: str
+) -> None:
+    """The typed reader refuses such a file before any row is read: the exact path loads
+    the good lines and quarantines the odd one, with the format given or sniffed."""
+    path = tmp_path / "odd.jsonl"
+    path.write_text(first + "\n" + GOOD % (1, "a", 1) + "\n")
+    (r,) = load(con, path, input_format="tokenaudit")
+    assert (r.records_read, r.rows_loaded, r.rows_quarantined) == (2, 1, 1)
+    assert [q["line_no"] for q in quarantine_rows(con)] == [1]
+
+
 def test_invalid_utf8_is_quarantined_not_dropped(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:

@@ -259,7 +259,11 @@ def load_file(
     if streamed is not None:
         import duckdb
 
-        pairs = _pairs(con, streamed.models_sql, streamed.params)
+        try:
+            pairs = _pairs(con, streamed.models_sql, streamed.params)
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            streamed = None  # its first records do not read as typed: the staged path decides
+    if streamed is not None:
         pmap = _price_map(con, prices, pairs)
         for relation, ordered in streamed.attempts():
             con.execute("BEGIN TRANSACTION")
