@@ -22,6 +22,7 @@ from tokenaudit.ingest import detect
 from tokenaudit.ingest import langfuse_records as rec
 from tokenaudit.ingest.base import RecordError
 from tokenaudit.ingest.langfuse import INGESTERS
+from tokenaudit.ingest.langfuse_scores import outcome_of
 from tokenaudit.ingest.source import open_source
 
 FIXTURES = DATA / "ingest" / "langfuse"
@@ -171,7 +172,7 @@ def test_reported_cost_is_exact() -> None:
     ],
 )  # fmt: skip
 def test_score_to_outcome(score: dict[str, Any], outcome: str | None) -> None:
-    assert rec.outcome_of(score) == outcome
+    assert outcome_of(score) == outcome
 
 
 def test_trace_export_scores_become_outcomes(con: duckdb.DuckDBPyConnection) -> None:

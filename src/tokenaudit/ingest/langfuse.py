@@ -20,9 +20,9 @@ Vercel AI SDK ``ai.generateText`` generation wraps its ``doGenerate`` calls and 
 usage); spans, events, agents, tools and the other types are not calls. A call is staged on
 the line where its first copy starts; one without usage, cost or error level is quarantined.
 
-Token and cost rules, attribution and the score-to-outcome rule are in
-``ingest.langfuse_records``. Scores that express an outcome go to ``outcome_stage`` keyed by
-trace (else session, else observation = request); other scores (evaluations such as
+Token and cost rules and attribution are in ``ingest.langfuse_records``, the score-to-outcome
+rule in ``ingest.langfuse_scores``. Scores that express an outcome go to ``outcome_stage``
+keyed by trace (else session, else observation = request); other scores (evaluations such as
 ``toxicity`` 0.8) are not records. Detection (first 256 KiB): an ingestion event type with a
 ``body``; a document opening ``{"trace": {"id": …, "projectId": …``; or ``traceId`` beside a
 key only Langfuse writes (``parentObservationId``, ``usageDetails``, ``costDetails``,
@@ -36,7 +36,7 @@ definitions in the input, ``toolDefinitions``, ``modelParameters.tools`` / ``fun
 metadata (``tools``, OTel attributes ``ai.prompt.tools``, ``gen_ai.tool.definitions``,
 ``llm.tools.N.tool.json_schema``, ``model_request_parameters.function_tools``), each name
 counted once, and ``modelParameters.instructions`` as the system prompt; of an EMBEDDING,
-its input texts. They are read off each copy of a call (``langfuse_records.prompt_fields``),
+its input texts. They are read off each copy of a call (``langfuse_prompt.prompt_fields``),
 counted at staging and dropped; other observations' input is freed as it is read.
 """
 
@@ -52,8 +52,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tokenaudit.errors import InputError
+from tokenaudit.ingest import langfuse_readers as readers
 from tokenaudit.ingest import langfuse_records as rec
 from tokenaudit.ingest.base import RecordError, StageContext, quarantined, write_stage
+from tokenaudit.ingest.langfuse_prompt import prompt_fields
+from tokenaudit.ingest.langfuse_scores import outcome_row
 from tokenaudit.ingest.source import iter_lines
 from tokenaudit.model import OUTCOME_STAGE_COLUMNS, outcome_stage_ddl, q
 
@@ -283,9 +286,9 @@ class Collected:
         c.order = self.order
         body = c.body
         c.body = {k: body[k] for k in FIELDS[kind] if k in body}
-        md = rec.metadata(c.body["metadata"]) if "metadata" in c.body else {}
+        md = readers.metadata(c.body["metadata"]) if "metadata" in c.body else {}
         if kind == "obs" and (c.type is None or c.type in CALL_TYPES):
-            c.body.update(rec.prompt_fields(body, md))  # counted at staging, then dropped
+            c.body.update(prompt_fields(body, md))  # counted at staging, then dropped
         for k in PROMPT_KEYS:  # the text read with the record is freed now
             body.pop(k, None)
         if "metadata" in c.body:
@@ -296,7 +299,7 @@ class Collected:
                 k: params[k] for k in ("system", "service_tier") if k in params
             }
         table = {"trace": self.traces, "obs": self.obs, "score": self.scores}[kind]
-        k = rec.text(key, 300) or f"\0{self.order}"  # no id: a record of its own
+        k = readers.text(key, 300) or f"\0{self.order}"  # no id: a record of its own
         table.setdefault(k, []).append(c)
 
     def value(self, v: Any, line: int, trace_id: str | None = None) -> None:
@@ -311,7 +314,7 @@ class Collected:
                 self.event(e, n)
         elif isinstance(v.get("trace"), dict):
             self.trace(v["trace"], self.line(v["trace"], line))
-            self.nested(v, line, rec.text(v["trace"].get("id")))
+            self.nested(v, line, readers.text(v["trace"].get("id")))
         elif isinstance(v.get("data"), list) and v.keys() <= {"data", "meta"}:
             self.value(v["data"], line, trace_id)
         elif isinstance(v.get("type"), str) and isinstance(v.get("body"), dict):
@@ -328,7 +331,7 @@ class Collected:
 
     def trace(self, t: dict[str, Any], line: int) -> None:
         self.add("trace", t.get("id"), Copy(line, 0, t))
-        self.nested(t, line, rec.text(t.get("id")))
+        self.nested(t, line, readers.text(t.get("id")))
 
     def nested(self, parent: dict[str, Any], line: int, trace_id: str | None) -> None:
         for key in ("observations", "scores", "corrections"):
@@ -344,7 +347,7 @@ class Collected:
             self.reject(line, "ingestion event without type or body")
             return
         try:
-            ts = rec.parse_ts(e.get("timestamp"), "event timestamp")
+            ts = readers.parse_ts(e.get("timestamp"), "event timestamp")
         except RecordError:
             ts = None
         m = _EVENT.fullmatch(etype)
@@ -395,7 +398,7 @@ def merge(copies: list[Copy]) -> tuple[int, dict[str, Any], Copy]:
             if _empty(v):
                 continue
             if k == "metadata" and k in out:
-                out[k] = {**rec.metadata(out[k]), **rec.metadata(v)}
+                out[k] = {**readers.metadata(out[k]), **readers.metadata(v)}
             elif k == "tags" and isinstance(v, list) and isinstance(out.get(k), list):
                 out[k] = sorted({t for t in (*out[k], *v) if isinstance(t, str)})
             else:
@@ -409,7 +412,7 @@ def merge(copies: list[Copy]) -> tuple[int, dict[str, Any], Copy]:
 def _calls(col: Collected) -> list[tuple[int, dict[str, Any], Copy, str | None]]:
     """(line, merged observation, first copy, agent) of each model call, in file order."""
     merged = {k: merge(v) for k, v in col.obs.items()}
-    parent = {k: rec.text(m[1].get("parentObservationId")) for k, m in merged.items()}
+    parent = {k: readers.text(m[1].get("parentObservationId")) for k, m in merged.items()}
     kinds = {k: str(m[1].get("type") or "").upper() for k, m in merged.items()}
     wrappers: set[str] = set()
     for k, kind in kinds.items():
@@ -426,7 +429,7 @@ def _calls(col: Collected) -> list[tuple[int, dict[str, Any], Copy, str | None]]
         while p and p not in seen and agent is None:
             seen.add(p)
             if kinds.get(p) == "AGENT":
-                agent = rec.text(merged[p][1].get("name"))
+                agent = readers.text(merged[p][1].get("name"))
             p = parent.get(p)
         out.append((line, o, first, agent))
     out.sort(key=lambda t: (t[0], t[2].order))
@@ -467,7 +470,7 @@ def stage_rows(col: Collected) -> list[dict[str, Any]]:
     traces = {k: merge(v)[1] for k, v in col.traces.items()}
     rows = [{**quarantined(line, reason), "_order": n} for line, n, reason in col.bad]
     for line, o, first, agent in _calls(col):
-        trace = traces.get(rec.text(o.get("traceId")) or "", {})
+        trace = traces.get(readers.text(o.get("traceId")) or "", {})
         base = {"line_no": line, "_order": first.order}
         try:
             rows.append({**base, "reason": None, **rec.call_row(o, trace, agent, first.ts)})
@@ -485,7 +488,7 @@ def outcome_rows(col: Collected) -> list[dict[str, Any]]:
     out = []
     for copies in col.scores.values():
         line, score, first = merge(copies)
-        row = rec.outcome_row(score, first.ts)
+        row = outcome_row(score, first.ts)
         if row is not None:
             out.append({"line_no": line, "_order": first.order, **row})
     return out

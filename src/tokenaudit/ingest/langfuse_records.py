@@ -1,124 +1,36 @@
 """Mapping for the ``langfuse`` format: one merged observation to one stage row (with the
-prompt to count locally, ``prompt_of``), one score to an outcome (no I/O here). Field sources
-and rules are described in ``ingest.langfuse``.
+prompt to count locally, from ``ingest.langfuse_prompt``; no I/O here). Small readers of
+values are in ``ingest.langfuse_readers``, scores to outcomes in ``ingest.langfuse_scores``.
+Field sources and rules are described in ``ingest.langfuse``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from decimal import Decimal
 from typing import Any
 
-from tokenaudit.ingest.base import RecordError, as_count, as_money, clean_tags
+from tokenaudit.ingest.base import RecordError, as_money, clean_tags
+from tokenaudit.ingest.langfuse_prompt import prompt_of
+from tokenaudit.ingest.langfuse_readers import (
+    EMAIL,
+    JSON,
+    count,
+    metadata,
+    obj,
+    parse_ts,
+    provider_id,
+    text,
+)
 from tokenaudit.ingest.openai_parse import provider_of_uri
-from tokenaudit.pricing.names import PROVIDER_ALIASES
-from tokenaudit.tokens.prompt import MESSAGE, Prompt
-from tokenaudit.tokens.shapes import chat_prompt, load_json, tool_definitions
 
-JSON = dict[str, Any]
-
-_MIN_TS = dt.datetime(2000, 1, 1)
-_MAX_TS = dt.datetime(2100, 1, 1)
 _LABEL = re.compile(r"[A-Za-z0-9_.:\-]{1,80}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
-
-# --- small readers ---------------------------------------------------------------------------
-
-
-def text(value: Any, limit: int = 200) -> str | None:
-    """A short scalar as text (ids, names); None for objects, empty or long values."""
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        return None
-    s = str(value).strip()
-    return s if s and len(s) <= limit else None
-
-
-def obj(value: Any) -> JSON:
-    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def metadata(value: Any) -> JSON:
-    """Langfuse metadata as a dict: exports keep it as a JSON string, the API as an object."""
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            value = json.loads(value, parse_float=Decimal, parse_constant=Decimal)
-        except (ValueError, RecursionError):
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def parse_ts(value: Any, field: str) -> dt.datetime | None:
-    """A UTC (naive) timestamp from ISO 8601 (offset or Z; none means UTC) or epoch numbers."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise RecordError(f"invalid {field}: {value!r}")
-    if isinstance(value, int | Decimal | float):
-        x = Decimal(value)
-        if not x.is_finite():
-            raise RecordError(f"invalid {field}: {value!r}")
-        for scale in (1, 1000, 10**6, 10**9):  # seconds, ms, us or ns by magnitude
-            if abs(x) / scale < Decimal(10) ** 11:
-                x = x / scale
-                break
-        try:
-            ts = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=float(x))
-        except OverflowError:
-            raise RecordError(f"{field} out of range: {value!r}") from None
-    elif isinstance(value, str):
-        try:
-            ts = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise RecordError(f"invalid {field}: {value[:40]!r}") from None
-        if ts.tzinfo is not None:
-            ts = ts.astimezone(dt.UTC).replace(tzinfo=None)
-    else:
-        raise RecordError(f"invalid {field}: {str(value)[:40]!r}")
-    if not _MIN_TS <= ts < _MAX_TS:
-        raise RecordError(f"{field} out of range: {str(value)[:40]!r}")
-    return ts
-
-
-def count(value: Any, field: str) -> int:
-    if isinstance(value, Decimal):
-        if not value.is_finite() or value != value.to_integral_value():
-            raise RecordError(f"{field} is not a whole number: {str(value)[:40]!r}")
-        value = int(value)
-    return as_count(value, field)
-
-
-# LangChain ``ls_provider`` and OpenInference ``llm.provider`` spellings.
-_MORE_ALIASES = {
-    "mistralai": "mistral",
-    "google_genai": "google",
-    "google_vertexai": "google",
-    "google_anthropic_vertex": "google",
-    "amazon_bedrock": "aws",
-    "bedrock_converse": "aws",
-    "azure_openai": "azure",
-    "azure_ai": "azure",
-    "togetherai": "together",
-    "fireworks": "fireworks",
-}
-
-
-def provider_id(value: Any) -> str | None:
-    """A catalogue provider id from a provider/system name ("openai.responses" -> openai)."""
-    s = text(value, 80)
-    if s is None:
-        return None
-    low = s.lower()
-    if low in PROVIDER_ALIASES or low in _MORE_ALIASES:
-        return PROVIDER_ALIASES.get(low) or _MORE_ALIASES[low]
-    head = low.split(".", 1)[0]
-    return PROVIDER_ALIASES.get(head, head if "." in low else low) or None
 
 
 # --- tokens ------------------------------------------------------------------------------------
@@ -349,7 +261,7 @@ def _scalar_tags(plain: JSON) -> JSON:
             out[key] = int(value) if value == value.to_integral_value() else str(value)
         elif isinstance(value, str):
             s = value.strip()
-            if s and len(s) <= 100 and "\n" not in s and not _EMAIL.search(s):
+            if s and len(s) <= 100 and "\n" not in s and not EMAIL.search(s):
                 out[key] = s
     return out
 
@@ -471,196 +383,4 @@ def call_row(o: JSON, trace: JSON, agent: str | None, fallback_ts: dt.datetime |
         row["_prompt"] = prompt_of(o, row["model"])
     except (TypeError, ValueError, AttributeError, RecursionError):
         row["_prompt"] = None
-    return row
-
-
-# --- the prompt, for local token counts ------------------------------------------------------
-
-# Tool definitions in metadata: OTel attributes as Langfuse keeps them (Vercel AI SDK,
-# OTel GenAI, pydantic-ai's model_request_parameters, OpenInference's llm.tools.N).
-_TOOL_ATTRS = ("ai.prompt.tools", "gen_ai.tool.definitions")
-_LLM_TOOL = re.compile(r"llm\.tools\.\d+\.tool\.json_schema")
-
-
-def _metadata_tools(md: JSON) -> list[Any]:
-    attrs = obj(md.get("attributes"))
-    tools = [*tool_definitions(md.get("tools"))]
-    for key in _TOOL_ATTRS:
-        tools += tool_definitions(attrs.get(key))
-    params = load_json(attrs.get("model_request_parameters"))
-    if isinstance(params, dict):
-        tools += tool_definitions(params.get("function_tools"))
-    indexed = sorted((k for k in attrs if _LLM_TOOL.fullmatch(k)), key=lambda k: int(k[10:-17]))
-    return tools + tool_definitions([attrs[k] for k in indexed])
-
-
-def prompt_fields(body: JSON, md: JSON) -> JSON:
-    """What a model call's prompt is counted from, read off one copy of an observation
-    before its text is dropped: ``_input`` (the observation's ``input``), ``_tools`` (its
-    ``toolDefinitions``, ``modelParameters.tools`` / ``functions`` and the tools in its
-    metadata) and ``_instructions`` (``modelParameters.instructions``)."""
-    out: JSON = {}
-    if body.get("input") is not None and not isinstance(body["input"], int | Decimal):
-        out["_input"] = body["input"]
-    params = obj(body.get("modelParameters"))
-    tools = tool_definitions(body.get("toolDefinitions"))
-    tools += tool_definitions(params.get("tools") or params.get("functions"))
-    tools += _metadata_tools(md)
-    if tools:
-        out["_tools"] = tools
-    if isinstance(params.get("instructions"), str):
-        out["_instructions"] = params["instructions"]
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON as ``json.dumps`` takes it (numbers were read as Decimal)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _split_input(value: Any) -> tuple[Any, Any, list[Any]] | None:
-    """(messages, system, tools) of a generation's input, or None when it is no prompt
-    (an application's own arguments, say)."""
-    if isinstance(value, list | str):
-        return value, None, []
-    if not isinstance(value, dict):
-        return None
-    if "role" in value:
-        return [value], None, []
-    system = value.get("system", value.get("instructions"))
-    tools = tool_definitions(value.get("tools") or value.get("functions"))
-    for key in ("messages", "input", "prompt"):
-        if isinstance(value.get(key), list | str):
-            return value[key], system, tools
-    return None
-
-
-def prompt_of(o: JSON, model: str | None) -> Prompt | None:
-    """The prompt of a merged observation (its input, tools and instructions), or None."""
-    raw, tools = o.get("_input"), list(o.get("_tools") or [])
-    if raw is None:  # tools alone are not the prompt
-        return None
-    value = _plain(load_json(raw))
-    if str(o.get("type") or "").upper() == "EMBEDDING":  # texts to embed: no chat format
-        p = Prompt(model=model, chat=False)
-        for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str):
-                p.add(text, MESSAGE)
-        return p
-    parts = _split_input(value)
-    if parts is None:
-        return None
-    messages, system, inline = parts
-    seen: set[str] = set()
-    unique = []
-    for t in [*inline, *tools]:  # Langfuse may hold a tool in the input and in metadata
-        name = t.get("name") if isinstance(t, dict) else None
-        if name not in seen:
-            unique.append(t)
-            if isinstance(name, str):
-                seen.add(name)
-    if system is None:
-        system = o.get("_instructions")
-    if not messages and system is None and not unique:
-        return None
-    return chat_prompt(messages, unique, system, model)
-
-
-# --- scores -> outcomes ------------------------------------------------------------------------
-
-_WORDS = {
-    "accepted": ("accepted", "accept", "approved", "approve", "resolved"),
-    "edited": ("edited", "edit", "modified", "corrected", "revised"),
-    "rejected": ("rejected", "reject", "declined", "discarded", "denied"),
-    "escalated": ("escalated", "escalate", "handoff", "handed_off", "human_handoff"),
-}
-OUTCOME_WORDS = {w: outcome for outcome, words in _WORDS.items() for w in words}
-_POSITIVE = frozenset({"thumbs_up", "thumbsup", "up", "positive", "good", "yes", "true", "like"})
-_NEGATIVE = frozenset({"thumbs_down", "thumbsdown", "down", "negative", "bad", "no", "false"})
-_EMOJI = {"\U0001f44d": "thumbs_up", "\U0001f44e": "thumbs_down"}
-# Score names that carry user or reviewer acceptance: true / 1 / thumbs up -> accepted,
-# false / 0 (or -1) / thumbs down -> rejected.
-FEEDBACK_NAMES = frozenset(
-    {
-        "accepted", "accept", "acceptance", "is_accepted", "user_accepted", "approved",
-        "approval", "user_feedback", "feedback", "human_feedback", "user_vote", "vote",
-        "thumbs", "thumb", "thumbs_up", "thumbs_up_down", "helpful", "is_helpful", "outcome",
-    }
-)  # fmt: skip
-# Score names that are an outcome flag: true / 1 -> that outcome; false / 0 says nothing.
-FLAG_NAMES = {
-    **dict.fromkeys(("rejected", "is_rejected", "user_rejected", "thumbs_down"), "rejected"),
-    **dict.fromkeys(("edited", "is_edited", "user_edited", "corrected", "modified"), "edited"),
-    **dict.fromkeys(
-        ("escalated", "is_escalated", "escalation", "handoff", "human_handoff"), "escalated"
-    ),
-}
-
-
-def _norm(value: Any) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(value).strip().lower()).strip("_")
-
-
-def outcome_of(score: JSON) -> str | None:
-    """The outcome a Langfuse score expresses, or None (an evaluation metric, free text)."""
-    name = _norm(score.get("name") or "")
-    data_type = str(score.get("dataType") or "").upper()
-    value, label = score.get("value"), score.get("stringValue")
-    if data_type == "CORRECTION":
-        return "edited"  # a reviewer corrected the output
-    if data_type == "TEXT":
-        return None
-    if data_type == "CATEGORICAL" or isinstance(value, str):
-        raw = str(label if isinstance(label, str) and label else value).strip()
-        word = _EMOJI.get(raw) or _norm(raw)
-        if word in OUTCOME_WORDS:
-            return OUTCOME_WORDS[word]
-        if name in FEEDBACK_NAMES:
-            return "accepted" if word in _POSITIVE else "rejected" if word in _NEGATIVE else None
-        return None
-    if isinstance(value, bool):
-        number = Decimal(int(value))
-    elif isinstance(value, int | Decimal):
-        number = Decimal(value)
-    elif data_type == "BOOLEAN" and isinstance(label, str):
-        number = Decimal(1 if label.strip().lower() == "true" else 0)
-    else:
-        return None
-    if name in FLAG_NAMES:
-        return FLAG_NAMES[name] if number == 1 else None
-    if name in FEEDBACK_NAMES:
-        if number == 1:
-            return "accepted"
-        if number == 0 or (number == -1 and data_type != "BOOLEAN"):
-            return "rejected"
-    return None
-
-
-def outcome_row(score: JSON, fallback_ts: dt.datetime | None) -> JSON | None:
-    """The outcome_stage columns of a score that expresses an outcome, else None."""
-    outcome = outcome_of(score)
-    if outcome is None:
-        return None
-    row: JSON = {"reason": None, "outcome": outcome, "key_kind": None, "key": None}
-    for kind, field in (
-        ("trace", "traceId"),
-        ("session", "sessionId"),
-        ("request", "observationId"),
-    ):
-        key = text(score.get(field))
-        if key:
-            row["key_kind"], row["key"] = kind, key
-            break
-    try:
-        row["ts"] = parse_ts(score.get("timestamp"), "score timestamp") or fallback_ts
-    except RecordError as e:
-        row["reason"], row["ts"] = str(e), None
-    reviewer = text(score.get("authorUserId"), 80) or text(score.get("source"), 40)
-    row["reviewer"] = reviewer if reviewer and not _EMAIL.search(reviewer) else None
     return row
