@@ -121,6 +121,16 @@ def test_filters_narrow_every_section_but_billing(sample_db: Path) -> None:
     assert all(f.group.get("workflow") == "code-review" for f in data.drains.findings)
     everything = api.html_data(sample_db)
     assert data.drains.totals["waste_usd"] < everything.drains.totals["waste_usd"]  # type: ignore[union-attr]
+    # The page says what it shows: the filters, the window of the calls they select, and
+    # that the billing section cannot be narrowed by workflow.
+    html = api.html_report(sample_db, flt)
+    first, last = data.meta["window"]
+    assert first >= "2026-10-10" and first > everything.meta["window"][0]
+    assert (
+        f"Window: {first} → {last} UTC. Filters: since 2026-10-10, workflow = code-review." in html
+    )
+    assert "Billing exports carry no workflow" in html
+    assert "Filters:" not in api.html_report(sample_db)
 
 
 def test_audit_reuses_its_results_in_the_page(sample_db: Path) -> None:

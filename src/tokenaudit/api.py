@@ -401,9 +401,10 @@ def html_data(
         out.tokens = known.tokens or tokens.reconcile(
             con, tokens.Options(since=filters.since, until=filters.until, top=5)
         )
+        window = page_data.window(con, where, params)
     if budgets is not None:
         out.forecast = forecast(db_path, None, budgets, config)
-    out.meta = dict(result.meta)
+    out.meta = {**result.meta, "filters": filters.as_dict(), "window": window}
     return out
 
 

@@ -150,6 +150,14 @@ def daily_tokens(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) 
     return Series(days, values)
 
 
+def window(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> tuple[str, str]:
+    """The first and last call the filters select (not the whole database's)."""
+    first, last = con.execute(
+        f"SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM usage_events WHERE {where}", params
+    ).fetchall()[0]
+    return (first or "—", last or "—")
+
+
 def sources(
     con: duckdb.DuckDBPyConnection, reasons: int = 10
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -118,7 +118,10 @@ def headline(data: PageData) -> str:
     )
     requests = int(t["requests"] or 0)
     unpriced = Decimal(t["unpriced_requests"] or 0) / requests if requests else None
-    window = f"{meta.get('first_ts') or '—'} → {meta.get('last_ts') or '—'} UTC"
+    first, last = data.meta.get("window") or (meta.get("first_ts"), meta.get("last_ts"))
+    window = f"Window: {first or '—'} → {last or '—'} UTC"
+    shown = filters_shown(data.meta.get("filters") or {})
+    note = f"{window}. Filters: {shown}." if shown else window
     cards = [
         ("Spend", usd(t["cost_usd"]), t["cost_usd"]),
         ("Requests", count(requests), None),
@@ -132,9 +135,16 @@ def headline(data: PageData) -> str:
         + f'><div class="label">{escape(label)}</div><div class="value">{escape(value)}</div></div>'
         for label, value, exact in cards
     )
-    return section(
-        "headline", "Headline", f'<div class="cards">{html}</div>', note=f"Window: {window}"
-    )
+    return section("headline", "Headline", f'<div class="cards">{html}</div>', note=note)
+
+
+def filters_shown(filters: dict[str, Any]) -> str:
+    """``--since``, ``--until`` and ``--where`` as a reader of the page should see them."""
+    parts = [f"since {filters['since']}"] if filters.get("since") else []
+    if filters.get("until"):
+        parts.append(f"until {filters['until']}")
+    parts += [f"{dim} = {value}" for dim, value in (filters.get("where") or {}).items()]
+    return ", ".join(parts)
 
 
 def daily_spend(data: PageData) -> str:
@@ -271,9 +281,13 @@ def capture(data: PageData) -> str:
         [(r["period"], r["billed_usd"], r["logged_usd"], pct(r["capture_rate"])) for r in rows],
     )
     total = data.billing.totals.get("capture_rate")
-    return section(
-        "billing", "Billing capture", pair(chart, side), note=f"Overall capture {pct(total)}"
-    )
+    note = f"Overall capture {pct(total)}"
+    if (data.meta.get("filters") or {}).get("where"):
+        note += (
+            ". Billing exports carry no workflow, team or tenant: this section covers every"
+            " call between the dates, whatever --where selects"
+        )
+    return section("billing", "Billing capture", pair(chart, side), note=note)
 
 
 def token_drift(data: PageData) -> str:
